@@ -1,0 +1,140 @@
+"""Activation functions on tf.keras: thin calls into ``keras.activations`` / ``tf.nn``.
+
+Parameters arrive already resolved to dualnet's defaults (the neutral layer owns the defaults),
+so nothing here relies on a Keras default that differs from torch.
+
+Two deliberate departures from plain Keras, both to follow one documented rule on both sides:
+
+* float16/bfloat16 inputs are computed in float32 and rounded once at the end, which is what
+  torch's CPU kernels do (``opmath``). TF's own half kernels round every intermediate; for
+  ``gelu(approximate=True)`` the ``x³`` term overflows float16 for |x| > 40 and the gradient
+  becomes ``0·inf = NaN``.
+* ``selu``'s derivative at exactly 0 is the left one, ``λ·α`` (as torch, and as relu and
+  leaky_relu in both frameworks); ``tf.nn.selu`` uses the right one, ``λ``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import keras
+import tensorflow as tf
+
+_A = keras.activations
+_HALF = (tf.float16, tf.bfloat16)
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _float32_math(fn):
+    """Compute half-precision inputs in float32 and round the result once (torch's opmath)."""
+
+    @functools.wraps(fn)
+    def wrapper(x, *args):
+        if x.dtype in _HALF:
+            return tf.cast(fn(tf.cast(x, tf.float32), *args), x.dtype)
+        return fn(x, *args)
+
+    return wrapper
+
+
+@_float32_math
+def sigmoid(x):
+    return _A.sigmoid(x)
+
+
+@_float32_math
+def tanh(x):
+    return _A.tanh(x)
+
+
+@_float32_math
+def relu(x):
+    return _A.relu(x)
+
+
+@_float32_math
+def relu6(x):
+    return _A.relu6(x)
+
+
+@_float32_math
+def elu(x, alpha):
+    return _A.elu(x, alpha=alpha)
+
+
+@_float32_math
+def silu(x):
+    return _A.silu(x)
+
+
+@_float32_math
+def softsign(x):
+    return _A.softsign(x)
+
+
+@_float32_math
+def softplus(x):
+    return _A.softplus(x)
+
+
+@_float32_math
+def hard_sigmoid(x):
+    return _A.hard_sigmoid(x)
+
+
+@_float32_math
+def hard_silu(x):
+    return _A.hard_silu(x)
+
+
+@_float32_math
+def mish(x):
+    return _A.mish(x)
+
+
+@_float32_math
+def exponential(x):
+    return _A.exponential(x)
+
+
+def linear(x):
+    return x
+
+
+@_float32_math
+def softmax(x, axis):
+    return tf.nn.softmax(x, axis=axis)
+
+
+@_float32_math
+def log_softmax(x, axis):
+    return tf.nn.log_softmax(x, axis=axis)
+
+
+@_float32_math
+def selu(x):
+    # tf.nn.selu's gradient at x == 0 is λ (right derivative); torch's is λ·α (left), the same
+    # side relu and leaky_relu take in both frameworks. `x > 0` picks the left branch at 0.
+    # The unselected branch is finite everywhere (expm1 of min(x, 0)), so where() has no NaN trap.
+    return SELU_SCALE * tf.where(x > 0, x, SELU_ALPHA * tf.math.expm1(tf.minimum(x, 0.0)))
+
+
+@_float32_math
+def leaky_relu(x, negative_slope):
+    # tf.nn.leaky_relu (behind keras.activations.leaky_relu) stores `alpha` as a 32-bit float
+    # attribute, so in float64 the slope 0.2 becomes 0.20000000298: -2000 instead of -2000.00003
+    # at x = -1e4. A multiply by a constant of x's own dtype keeps float64 exact.
+    return tf.where(x > 0, x, tf.constant(negative_slope, dtype=x.dtype) * x)
+
+
+@_float32_math
+def gelu(x, approximate):
+    # keras.activations.gelu in float64 is only accurate to ~6e-7 relative (float32 constants
+    # inside tf.nn.gelu); the same formulas with constants in x's own dtype match torch.
+    if approximate:
+        c = tf.constant(math.sqrt(2.0 / math.pi), x.dtype)
+        k = tf.constant(0.044715, x.dtype)
+        return 0.5 * x * (1.0 + tf.math.tanh(c * (x + k * x * x * x)))
+    return 0.5 * x * (1.0 + tf.math.erf(x * tf.constant(1.0 / math.sqrt(2.0), x.dtype)))

@@ -1,0 +1,222 @@
+"""Select catalogue cases, evaluate them, and report (table and JSON)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import platform
+import re
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dualnet._backend import BACKENDS, backend_module
+from dualnet.errors import bad_value
+from dualnet.parity import catalogue
+from dualnet.parity.cases import Case, Check
+
+DEVICES = ("cpu", "cuda")
+
+
+def available_devices() -> list[str]:
+    """``["cpu"]``, plus ``"cuda"`` when *both* frameworks see a GPU."""
+    devices = ["cpu"]
+    if all(backend_module(b).core.cuda_available() for b in BACKENDS):
+        devices.append("cuda")
+    return devices
+
+
+_WORD = re.compile(r"\(|\)|[^\s()]+")
+
+
+def keyword_matcher(expression: str | None):
+    """A pytest ``-k``-like matcher: words joined by ``and``/``or``/``not`` and parentheses;
+    each word matches when it is a substring of the candidate's id (case-insensitive)."""
+    if not expression:
+        return lambda text: True
+    tokens = _WORD.findall(expression)
+    words: list[str] = []
+    parts: list[str] = []
+    for token in tokens:
+        if token in ("and", "or", "not", "(", ")"):
+            parts.append(token)
+        else:
+            parts.append(f"_w[{len(words)}]")
+            words.append(token.lower())
+    code = " ".join(parts)
+    try:
+        compiled = compile(code, "<-k>", "eval")
+        eval(compiled, {"__builtins__": {}}, {"_w": [True] * len(words)})  # syntax check
+    except SyntaxError:
+        raise bad_value("k", expression, "words joined by and/or/not and parentheses") from None
+
+    def match(text: str) -> bool:
+        low = text.lower()
+        return bool(eval(compiled, {"__builtins__": {}}, {"_w": [w in low for w in words]}))
+
+    return match
+
+
+def select(
+    k: str | None = None,
+    *,
+    dtypes: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    families: Sequence[str] | None = None,
+) -> list[tuple[Case, str, str]]:
+    """The (case, dtype, device) triples to run, in catalogue order."""
+    match = keyword_matcher(k)
+    devices = list(devices) if devices is not None else available_devices()
+    for d in devices:
+        if d not in DEVICES:
+            raise bad_value("device", d, f"one of {', '.join(DEVICES)}")
+    out = []
+    for case in catalogue.load():
+        if families and case.family not in families:
+            continue
+        for dtype in case.dtypes:
+            if dtypes and dtype not in dtypes:
+                continue
+            for device in devices:
+                if match(f"{case.family} {case.name} {dtype} {device}"):
+                    out.append((case, dtype, device))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def evaluate(case_id: str, dtype: str, device: str) -> tuple[Check, ...]:
+    """Evaluate one case (cached, so pytest's per-backend tests do not recompute it)."""
+    case = {c.id: c for c in catalogue.load()}[case_id]
+    if device == "cuda" and "cuda" not in available_devices():
+        return (case.check("forward", dtype, device, "skip", detail="no CUDA device"),)
+    return tuple(case.evaluate(dtype, device))
+
+
+def environment() -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
+    for b in BACKENDS:
+        try:
+            env[b] = backend_module(b).core.VERSION
+        except ImportError as exc:
+            env[b] = f"unavailable: {exc}"
+    return env
+
+
+@dataclass
+class Report:
+    """The rows of one parity run, with the time it took and the environment."""
+
+    checks: list[Check] = field(default_factory=list)
+    seconds: float = 0.0
+    env: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.failed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.checks:
+            out[c.status] = out.get(c.status, 0) + 1
+        return out
+
+    def rows(self, *, failures_only: bool = False) -> list[list[Any]]:
+        rows = []
+        for c in self.checks:
+            if failures_only and not c.failed:
+                continue
+            comps = c.comparisons
+            tol = next(iter(comps.values())).tolerance if comps else None
+
+            def err(key: str) -> str:
+                d = comps.get(key)
+                return "" if d is None else f"{d.max_abs:.2e}"
+
+            rows.append([
+                c.family, c.case, c.check, c.dtype, c.device,
+                err("torch~tensorflow"), err("torch~ref"), err("tensorflow~ref"),
+                "" if tol is None else f"{tol.rtol:.1e}/{tol.atol:.1e}",
+                c.status, c.detail,
+            ])  # fmt: skip
+        return rows
+
+    HEADERS = ("family", "case", "check", "dtype", "device", "torch~tf", "torch~ref", "tf~ref",
+               "rtol/atol", "status", "detail")  # fmt: skip
+
+    def table(self, *, failures_only: bool = False, fmt: str = "simple") -> str:
+        from tabulate import tabulate
+
+        return tabulate(self.rows(failures_only=failures_only), headers=self.HEADERS,
+                        tablefmt=fmt, disable_numparse=True)  # fmt: skip
+
+    def summary_by_family(self) -> list[list[Any]]:
+        """Worst torch-vs-TensorFlow max abs / max rel error per family and dtype."""
+        worst: dict[tuple[str, str], list[Any]] = {}
+        for c in self.checks:
+            d = c.comparisons.get("torch~tensorflow")
+            key = (c.family, c.dtype)
+            row = worst.setdefault(key, [c.family, c.dtype, 0, 0.0, 0.0, ""])
+            row[2] += 1
+            if d is not None and d.max_abs >= row[3]:
+                row[3], row[5] = d.max_abs, f"{c.case}/{c.check}"
+            if d is not None:
+                row[4] = max(row[4], d.max_rel)
+        return [[f, dt, n, f"{a:.2e}", f"{r:.2e}", where]
+                for f, dt, n, a, r, where in worst.values()]  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "seconds": round(self.seconds, 3),
+            "counts": self.counts(),
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        """Write atomically: a failure midway leaves no half-written file."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        tmp.replace(path)
+
+
+def run(
+    k: str | None = None,
+    *,
+    dtypes: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    families: Sequence[str] | None = None,
+    progress: bool = False,
+) -> Report:
+    """Run the selected part of the catalogue and return a :class:`Report`."""
+    selected = select(k, dtypes=dtypes, devices=devices, families=families)
+    start = time.perf_counter()
+    checks: list[Check] = []
+    for case, dtype, device in _progress(selected, progress):
+        checks.extend(evaluate(case.id, dtype, device))
+    return Report(checks=checks, seconds=time.perf_counter() - start, env=environment())
+
+
+def _progress(items: list[tuple[Case, str, str]], enabled: bool) -> Iterable[tuple[Case, str, str]]:
+    if not enabled or not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("parity", total=len(items))
+        for item in items:
+            bar.update(task, description=f"{item[0].id} {item[1]}")
+            yield item
+            bar.advance(task)

@@ -1,0 +1,59 @@
+"""The parity catalogue as tests: one test per case x backend x dtype (x device).
+
+``pytest -k "gelu and float32"`` runs what it says. Each backend is compared with the float64
+reference in its own test; ``test_torch_vs_tensorflow`` compares the two frameworks directly.
+Evaluations are cached per (case, dtype, device), so the three tests share one computation.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dualnet._backend import BACKENDS
+from dualnet.parity import catalogue, runner
+
+_DEVICES = ("cpu", "cuda")
+_PARAMS = [
+    pytest.param(case.id, dtype, device, id=f"{case.family}-{case.name}-{dtype}-{device}",
+                 marks=[pytest.mark.cuda] if device == "cuda" else [])
+    for case in catalogue.load()
+    for dtype in case.dtypes
+    for device in _DEVICES
+]  # fmt: skip
+
+
+def _checks(case_id: str, dtype: str, device: str):
+    if device == "cuda" and "cuda" not in runner.available_devices():
+        pytest.skip("no CUDA device visible to both frameworks")
+    checks = runner.evaluate(case_id, dtype, device)
+    skipped = [c for c in checks if c.status == "skip"]
+    if skipped and len(skipped) == len(checks):
+        pytest.skip(skipped[0].detail)
+    errors = [c for c in checks if c.status == "error"]
+    assert not errors, "\n".join(c.explain() for c in errors)
+    return checks
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize(("case_id", "dtype", "device"), _PARAMS)
+def test_vs_reference(case_id, dtype, device, backend_name):
+    """Forward values and gradients of one backend against the float64 reference."""
+    key = f"{backend_name}~ref"
+    failures = [
+        f"{c.id}\n{c.comparisons[key].message(key)}"
+        for c in _checks(case_id, dtype, device)
+        if key in c.comparisons and not c.comparisons[key].passed
+    ]
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize(("case_id", "dtype", "device"), _PARAMS)
+def test_torch_vs_tensorflow(case_id, dtype, device):
+    """Forward values and gradients of torch against TensorFlow."""
+    key = "torch~tensorflow"
+    failures = [
+        f"{c.id}\n{c.comparisons[key].message(key)}"
+        for c in _checks(case_id, dtype, device)
+        if key in c.comparisons and not c.comparisons[key].passed
+    ]
+    assert not failures, "\n\n".join(failures)
