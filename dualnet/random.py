@@ -25,13 +25,12 @@ def check_seed(seed: object, *, argument: str = "seed") -> int | None:
 
 
 def set_random_seed(seed: int) -> None:
-    """Seed dualnet's global generator (also seeds numpy's legacy global RNG, as Keras does)."""
+    """Seed dualnet's global generator, from which unseeded initializers draw their seeds."""
     global _generator
     seed = check_seed(seed)
     if seed is None:
         raise bad_value("seed", seed, "a non-negative int")
     _generator = np.random.default_rng(seed)
-    np.random.seed(seed % 2**32)
 
 
 def generator(seed: int | None = None) -> np.random.Generator:

@@ -86,7 +86,7 @@ def select(
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def evaluate(case_id: str, dtype: str, device: str) -> tuple[Check, ...]:
     """Evaluate one case (cached, so pytest's per-backend tests do not recompute it)."""
     case = {c.id: c for c in catalogue.load()}[case_id]
@@ -138,14 +138,12 @@ class Report:
                 continue
             comps = c.comparisons
             tol = next(iter(comps.values())).tolerance if comps else None
-
-            def err(key: str) -> str:
-                d = comps.get(key)
-                return "" if d is None else f"{d.max_abs:.2e}"
-
+            errs = [
+                "" if (d := comps.get(key)) is None else f"{d.max_abs:.2e}"
+                for key in ("torch~tensorflow", "torch~ref", "tensorflow~ref")
+            ]
             rows.append([
-                c.family, c.case, c.check, c.dtype, c.device,
-                err("torch~tensorflow"), err("torch~ref"), err("tensorflow~ref"),
+                c.family, c.case, c.check, c.dtype, c.device, *errs,
                 "" if tol is None else f"{tol.rtol:.1e}/{tol.atol:.1e}",
                 c.status, c.detail,
             ])  # fmt: skip

@@ -11,11 +11,11 @@ from typing import Any
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from dualnet.dtypes import FLOATX, standardize  # noqa: E402
+from dualnet.dtypes import FLOATX, standardize
 
 NAME = "tensorflow"
 VERSION = f"{tf.__version__} (keras {keras.__version__})"

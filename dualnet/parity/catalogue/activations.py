@@ -11,8 +11,30 @@ from dualnet.reference import activations as R
 
 # Values every activation sees: zeros, kinks (0, ±3, 6), saturation (±20, ±50), large
 # magnitudes (±1e4) and a random bulk. Inputs are rounded to the dtype under test first.
-_EDGES = np.array([0.0, -0.0, 1e-8, -1e-8, 1.0, -1.0, 3.0, -3.0, 6.0, 20.0, -20.0, 50.0, -50.0,
-                   1e4, -1e4, 0.5, -0.5, 2.5, -2.5, 5.9])  # fmt: skip
+_EDGES = np.array(
+    [
+        0.0,
+        -0.0,
+        1e-8,
+        -1e-8,
+        1.0,
+        -1.0,
+        3.0,
+        -3.0,
+        6.0,
+        20.0,
+        -20.0,
+        50.0,
+        -50.0,
+        1e4,
+        -1e4,
+        0.5,
+        -0.5,
+        2.5,
+        -2.5,
+        5.9,
+    ]
+)
 
 
 def _vector(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -35,13 +57,21 @@ def _logits(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"x": x}
 
 
-def _elementwise(name: str, fn, ref, *, kinks=(), inputs=_vector, notes="", tolerance=None,
-                 grad_tolerance=None):  # fmt: skip
+def _elementwise(
+    name: str, fn, ref, *, kinks=(), inputs=_vector, notes="", tolerance=None, grad_tolerance=None
+):
     return FunctionCase(
-        name=name, family="activation", inputs=inputs, fn=fn, reference=ref, elementwise=True,
-        fd_mask=kink_mask(kinks) if kinks else None, notes=notes,
-        tolerance=tolerance or {}, grad_tolerance=grad_tolerance or {},
-    )  # fmt: skip
+        name=name,
+        family="activation",
+        inputs=inputs,
+        fn=fn,
+        reference=ref,
+        elementwise=True,
+        fd_mask=kink_mask(kinks) if kinks else None,
+        notes=notes,
+        tolerance=tolerance or {},
+        grad_tolerance=grad_tolerance or {},
+    )
 
 
 _LOW = "float16/bfloat16 kernels of transcendental functions differ by a few units in the last place between frameworks (torch computes in float32 and rounds once, TF CPU may round intermediates)"  # noqa: E501
@@ -63,11 +93,9 @@ register(
         lambda x: R.leaky_relu(x, 0.01),
         kinks=(0.0,),
         notes="torch's default slope",
-    ),  # fmt: skip
+    ),
     _elementwise("elu", A.elu, R.elu, kinks=(0.0,), tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
-    _elementwise(
-        "selu", A.selu, R.selu, kinks=(0.0,), tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL
-    ),  # fmt: skip
+    _elementwise("selu", A.selu, R.selu, kinks=(0.0,), tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
     _elementwise("gelu", A.gelu, R.gelu, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
     _elementwise(
         "gelu-tanh",
@@ -75,14 +103,10 @@ register(
         lambda x: R.gelu(x, True),
         tolerance=_LOW_TOL,
         grad_tolerance=_LOW_TOL,
-    ),  # fmt: skip
+    ),
     _elementwise("silu", A.silu, R.silu, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
-    _elementwise(
-        "softplus", A.softplus, R.softplus, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL
-    ),  # fmt: skip
-    _elementwise(
-        "softsign", A.softsign, R.softsign, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL
-    ),  # fmt: skip
+    _elementwise("softplus", A.softplus, R.softplus, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
+    _elementwise("softsign", A.softsign, R.softsign, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
     _elementwise("hard_sigmoid", A.hard_sigmoid, R.hard_sigmoid, kinks=(-3.0, 3.0)),
     _elementwise(
         "hard_silu",
@@ -91,7 +115,7 @@ register(
         kinks=(-3.0, 3.0),
         tolerance=_LOW_TOL,
         grad_tolerance=_LOW_TOL,
-    ),  # fmt: skip
+    ),
     _elementwise("mish", A.mish, R.mish, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
     _elementwise(
         "exponential",
@@ -100,7 +124,7 @@ register(
         inputs=_moderate,
         tolerance=_LOW_TOL,
         grad_tolerance=_LOW_TOL,
-    ),  # fmt: skip
+    ),
     _elementwise("linear", A.linear, R.linear),
     FunctionCase(
         name="softmax",
@@ -110,7 +134,7 @@ register(
         reference=R.softmax,
         tolerance=_LOW_TOL,
         grad_tolerance=_LOW_TOL,
-    ),  # fmt: skip
+    ),
     FunctionCase(
         name="softmax-axis0",
         family="activation",
@@ -119,7 +143,7 @@ register(
         reference=lambda x: R.softmax(x, axis=0),
         tolerance=_LOW_TOL,
         grad_tolerance=_LOW_TOL,
-    ),  # fmt: skip
+    ),
     FunctionCase(
         name="log_softmax",
         family="activation",
@@ -128,5 +152,5 @@ register(
         reference=R.log_softmax,
         tolerance=_LOW_TOL,
         grad_tolerance=_LOW_TOL,
-    ),  # fmt: skip
+    ),
 )
