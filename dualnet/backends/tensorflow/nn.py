@@ -7,7 +7,7 @@ Two deliberate departures from plain Keras, both to follow one documented rule o
 
 * float16/bfloat16 inputs are computed in float32 and rounded once at the end, which is what
   torch's CPU kernels do (``opmath``). TF's own half kernels round every intermediate; for
-  ``gelu(approximate=True)`` the ``x³`` term overflows float16 for |x| > 40 and the gradient
+  ``gelu(approximate=True)`` the ``3x²`` term overflows float16 for |x| > 148 and the gradient
   becomes ``0·inf = NaN``.
 * ``selu``'s derivative at exactly 0 is the left one, ``λ·α`` (as torch, and as relu and
   leaky_relu in both frameworks); ``tf.nn.selu`` uses the right one, ``λ``.
@@ -62,6 +62,19 @@ def relu6(x):
 @_float32_math
 def elu(x, alpha):
     return _A.elu(x, alpha=alpha)
+
+
+@_float32_math
+def gelu(x, approximate):
+    # tf.nn.gelu builds its constants with math_ops.cast(0.7071067811865476, dtype), which makes
+    # a float32 tensor first: in float64 it uses 1/√2 and 0.044715 rounded to float32, an error of
+    # ≈5e-9 (exact form) and ≈9e-10 (tanh form). Constants made directly in x's dtype are exact.
+    if approximate:
+        c = tf.constant(math.sqrt(2.0 / math.pi), x.dtype)
+        k = tf.constant(0.044715, x.dtype)
+        return 0.5 * x * (1.0 + tf.math.tanh(c * (x + k * x * x * x)))
+    # Φ(x) = erfc(-x/√2)/2: no cancellation in the left tail (torch's 1 + erf(x/√2) has some).
+    return 0.5 * x * tf.math.erfc(x * tf.constant(-math.sqrt(0.5), x.dtype))
 
 
 @_float32_math
@@ -127,14 +140,3 @@ def leaky_relu(x, negative_slope):
     # attribute, so in float64 the slope 0.2 becomes 0.20000000298: -2000 instead of -2000.00003
     # at x = -1e4. A multiply by a constant of x's own dtype keeps float64 exact.
     return tf.where(x > 0, x, tf.constant(negative_slope, dtype=x.dtype) * x)
-
-
-@_float32_math
-def gelu(x, approximate):
-    # keras.activations.gelu in float64 is only accurate to ~6e-7 relative (float32 constants
-    # inside tf.nn.gelu); the same formulas with constants in x's own dtype match torch.
-    if approximate:
-        c = tf.constant(math.sqrt(2.0 / math.pi), x.dtype)
-        k = tf.constant(0.044715, x.dtype)
-        return 0.5 * x * (1.0 + tf.math.tanh(c * (x + k * x * x * x)))
-    return 0.5 * x * (1.0 + tf.math.erf(x * tf.constant(1.0 / math.sqrt(2.0), x.dtype)))

@@ -6,6 +6,8 @@ so nothing here relies on a torch default that differs from Keras.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -36,10 +38,6 @@ def elu(x, alpha):
 
 def selu(x):
     return F.selu(x)
-
-
-def gelu(x, approximate):
-    return F.gelu(x, approximate="tanh" if approximate else "none")
 
 
 def silu(x):
@@ -85,3 +83,12 @@ def hard_sigmoid(x):
 
 def hard_silu(x):
     return x * hard_sigmoid(x)
+
+
+def gelu(x, approximate):
+    if approximate:
+        return F.gelu(x, approximate="tanh")
+    # F.gelu computes 0.5·x·(1 + erf(x/√2)): for x < -3 the sum cancels and the relative error
+    # reaches 100% near x = -8 (absolute ≈ 2e-16). Φ(x) = erfc(-x/√2)/2 has no cancellation;
+    # it is also what tf.nn.gelu computes.
+    return 0.5 * x * torch.special.erfc(x * -math.sqrt(0.5))

@@ -1,0 +1,199 @@
+"""Known places where a framework's own op departs from the documented math, as data.
+
+Like array-api-compat's ``*-xfails.txt``, each record names the native API, the dtype, the
+symptom and what dualnet does about it, plus a *probe*: a tiny computation with the native op
+that returns the size of its error against exact math. ``tests/test_divergences.py`` asserts
+every probe still exceeds its threshold, so when a framework release fixes one, the test says
+so and the workaround can go. ``dualnet parity`` prints the table with the measured errors.
+
+These are numerical defects or convention splits of the *native* ops; dualnet's backends work
+around each one (see the comment at the workaround), so the parity catalogue passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dualnet._backend import backend_module
+
+
+@dataclass(frozen=True, kw_only=True)
+class Divergence:
+    """One native-op departure from the documented math.
+
+    Attributes:
+        id: a short stable name.
+        framework: "torch" or "tensorflow".
+        api: the native function.
+        dtype: where it shows.
+        symptom: what goes wrong, with the size measured when the record was written.
+        dualnet: what dualnet's backend does instead.
+        probe: returns the native error now (imports the framework).
+        threshold: the divergence is present while ``probe() > threshold``.
+    """
+
+    id: str
+    framework: str
+    api: str
+    dtype: str
+    symptom: str
+    dualnet: str
+    probe: Callable[[], float]
+    threshold: float
+
+
+def _tf():
+    backend_module("tensorflow")  # imports torch first when installed, then TF with our settings
+    import tensorflow as tf
+
+    return tf
+
+
+def _torch():
+    backend_module("torch")
+    import torch
+
+    return torch
+
+
+def _probe_tf_leaky_relu() -> float:
+    tf = _tf()
+    x = tf.constant([-1e4], tf.float64)
+    return abs(float(tf.nn.leaky_relu(x, alpha=0.2).numpy()[0]) - (-2000.0))
+
+
+def _probe_tf_gelu(approximate: bool) -> Callable[[], float]:
+    def probe() -> float:
+        tf = _tf()
+        x = -1.5
+        if approximate:
+            c = math.sqrt(2.0 / math.pi)
+            exact = 0.5 * x * (1.0 + math.tanh(c * (x + 0.044715 * x**3)))
+        else:
+            exact = 0.5 * x * math.erfc(-x / math.sqrt(2.0))
+        got = float(tf.nn.gelu(tf.constant([x], tf.float64), approximate=approximate).numpy()[0])
+        return abs(got - exact)
+
+    return probe
+
+
+def _probe_tf_selu_grad() -> float:
+    tf = _tf()
+    x = tf.constant([0.0], tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.nn.selu(x)
+    left = 1.0507009873554805 * 1.6732632423543772  # λ·α, the left derivative
+    return abs(float(tape.gradient(y, x).numpy()[0]) - left)
+
+
+def _probe_tf_gelu_tanh_half_grad() -> float:
+    tf = _tf()
+    x = tf.constant([1000.0], tf.float16)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.nn.gelu(x, approximate=True)
+    g = float(tape.gradient(y, x).numpy()[0])
+    return math.inf if not math.isfinite(g) else abs(g - 1.0)
+
+
+def _probe_torch_hardsigmoid_grad() -> float:
+    torch = _torch()
+    x = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.hardsigmoid(x).sum().backward()
+    return abs(float(x.grad[0]) - 1.0 / 6.0)
+
+
+def _probe_torch_softplus() -> float:
+    torch = _torch()
+    x = 20.5
+    exact = x + math.log1p(math.exp(-x))
+    return abs(
+        float(torch.nn.functional.softplus(torch.tensor([x], dtype=torch.float64))[0]) - exact
+    )
+
+
+def _probe_torch_gelu_tail() -> float:
+    torch = _torch()
+    x = -8.0
+    exact = 0.5 * x * math.erfc(-x / math.sqrt(2.0))
+    got = float(torch.nn.functional.gelu(torch.tensor([x], dtype=torch.float64))[0])
+    return abs(got - exact) / abs(exact)  # relative: the absolute error is ~1e-16
+
+
+KNOWN: tuple[Divergence, ...] = (
+    Divergence(
+        id="tf-leaky_relu-float64-slope", framework="tensorflow",
+        api="tf.nn.leaky_relu / keras.activations.leaky_relu", dtype="float64",
+        symptom="`alpha` is a 32-bit float attribute: slope 0.2 becomes 0.20000000298; "
+        "-2000.0000298 instead of -2000 at x=-1e4",
+        dualnet="where(x > 0, x, slope·x) with the slope as a constant of x's dtype",
+        probe=_probe_tf_leaky_relu, threshold=1e-9,
+    ),
+    Divergence(
+        id="tf-gelu-float64-constants", framework="tensorflow",
+        api="tf.nn.gelu(approximate=False) / keras.activations.gelu", dtype="float64",
+        symptom="math_ops.cast(0.7071067811865476, float64) goes through a float32 tensor: "
+        "1/√2 rounded to float32, error ≈5e-9 at x=-1.5",
+        dualnet="0.5·x·erfc(-x/√2) with the constant made in x's dtype",
+        probe=_probe_tf_gelu(False), threshold=1e-12,
+    ),
+    Divergence(
+        id="tf-gelu-tanh-float64-constants", framework="tensorflow",
+        api="tf.nn.gelu(approximate=True)", dtype="float64",
+        symptom="0.044715 cast through float32: error ≈9e-10 at x=-1.5",
+        dualnet="the tanh formula with constants made in x's dtype",
+        probe=_probe_tf_gelu(True), threshold=1e-12,
+    ),
+    Divergence(
+        id="tf-gelu-tanh-float16-grad-nan", framework="tensorflow",
+        api="tf.nn.gelu(approximate=True) gradient", dtype="float16",
+        symptom="x³ overflows float16 for |x| > 40 and 3x² for |x| > 148; at x=1000 the gradient "
+        "is 0·inf = NaN (torch: 1.0)",
+        dualnet="half-precision activations are computed in float32 and rounded once, as "
+        "torch's CPU kernels do",
+        probe=_probe_tf_gelu_tanh_half_grad, threshold=1e-2,
+    ),
+    Divergence(
+        id="tf-selu-grad-at-zero", framework="tensorflow", api="tf.nn.selu gradient",
+        dtype="all", symptom="derivative at exactly 0 is λ (right side); torch gives λ·α "
+        "(left side, the side relu and leaky_relu take in both frameworks)",
+        dualnet="λ·α on both backends (where(x > 0, …) picks the left branch at 0)",
+        probe=_probe_tf_selu_grad, threshold=1e-3,
+    ),
+    Divergence(
+        id="torch-hardsigmoid-float64-grad", framework="torch",
+        api="torch.nn.functional.hardsigmoid backward", dtype="float64",
+        symptom="the slope 1/6 is a float32 constant: relative error 3e-8 in the gradient",
+        dualnet="relu6(x + 3) / 6 in x's dtype",
+        probe=_probe_torch_hardsigmoid_grad, threshold=1e-13,
+    ),
+    Divergence(
+        id="torch-softplus-threshold", framework="torch",
+        api="torch.nn.functional.softplus", dtype="all",
+        symptom="returns x itself above threshold=20: error log1p(e^-x) ≤ 2.1e-9",
+        dualnet="logaddexp(x, 0): exact, derivative σ(x) everywhere (as Keras)",
+        probe=_probe_torch_softplus, threshold=1e-12,
+    ),
+    Divergence(
+        id="torch-gelu-left-tail", framework="torch",
+        api="torch.nn.functional.gelu(approximate='none')", dtype="float32, float64",
+        symptom="0.5·x·(1 + erf(x/√2)) cancels for x < -3: relative error ≈ 100% near x=-8 "
+        "(absolute ≈ 2e-16)",
+        dualnet="0.5·x·erfc(-x/√2), as tf.nn.gelu computes",
+        probe=_probe_torch_gelu_tail, threshold=1e-3,
+    ),
+)  # fmt: skip
+
+
+def measure() -> list[tuple[Divergence, float | str]]:
+    """Run every probe; a probe that raises reports the error text instead of a number."""
+    out: list[tuple[Divergence, float | str]] = []
+    for d in KNOWN:
+        try:
+            out.append((d, d.probe()))
+        except Exception as exc:  # a missing framework or API: shown in the table, not fatal
+            out.append((d, f"{type(exc).__name__}: {exc}"))
+    return out
