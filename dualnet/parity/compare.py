@@ -112,7 +112,8 @@ def compare(
     nonfinite_bad = selected & ~finite & ~same_nonfinite
     both = selected & finite
     abs_err = np.abs(np.where(both, a, 0.0) - np.where(both, e, 0.0))
-    bound = tolerance.atol + tolerance.rtol * np.abs(e)
+    # Bounds only matter where both are finite; 0·inf (rtol=0, e=±inf) would warn and be NaN.
+    bound = tolerance.atol + tolerance.rtol * np.abs(np.where(both, e, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         rel_err = np.where(both & (e != 0), abs_err / np.abs(e), 0.0)
         # How far past its bound each element is; +inf where the bound is 0 and the error isn't.
