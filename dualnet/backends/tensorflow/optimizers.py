@@ -1,0 +1,94 @@
+"""Optimizer primitives on TensorFlow (namesakes of ``dualnet/backends/torch/optimizers.py``).
+
+The update rules are written once, in :mod:`dualnet.optimizers`. ``keras.optimizers`` is not
+used to apply them: Keras keeps a float learning rate in a *float32* variable (``floatx``) even
+for float64 weights, evaluates schedules in float32, and computes its scalar coefficients in
+the weight dtype, so its float64 trajectories cannot match a float64 torch run tightly; the
+tests run the real ``keras.optimizers`` as an external check of ``from_keras_defaults``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dualnet.errors import bad_type
+
+NAME = "tensorflow"
+
+
+def variable(p: Any, index: int) -> tf.Variable:
+    """The ``tf.Variable`` behind ``params[index]`` (a ``keras.Variable`` is unwrapped)."""
+    if isinstance(p, keras.Variable):
+        p = p.value  # Keras 3 on TF keeps the tf.Variable in `.value`
+    if not isinstance(p, tf.Variable) or not p.dtype.is_floating:
+        raise bad_type(f"params[{index}]", p, "a floating-point tf.Variable (or keras.Variable)")
+    return p
+
+
+def gradient(g: Any, p: tf.Variable, index: int) -> tf.Tensor:
+    """``grads[index]`` as a dense tensor of ``p``'s dtype (IndexedSlices are densified)."""
+    if isinstance(g, tf.IndexedSlices):
+        g = tf.convert_to_tensor(g)
+    if not tf.is_tensor(g):
+        raise bad_type(f"grads[{index}]", g, "a TensorFlow tensor (or None to skip the variable)")
+    return g if g.dtype == p.dtype else tf.cast(g, p.dtype)
+
+
+def shape(x: tf.Tensor) -> tuple[int, ...]:
+    return tuple(int(d) for d in x.shape)
+
+
+def dtype_name(x: tf.Tensor) -> str:
+    return x.dtype.name
+
+
+def slot(p: tf.Variable, value: float) -> tf.Variable:
+    """A new non-trainable state variable shaped like ``p``, filled with ``value``."""
+    return tf.Variable(tf.fill(tf.shape(p), tf.constant(value, dtype=p.dtype)), trainable=False)
+
+
+def no_grad():
+    """TensorFlow only records gradients inside a GradientTape; nothing to switch off."""
+    return contextlib.nullcontext()
+
+
+def read(v: tf.Variable) -> tf.Tensor:
+    return tf.convert_to_tensor(v)
+
+
+def assign(v: tf.Variable, value: tf.Tensor) -> None:
+    v.assign(value)
+
+
+def assign_numpy(v: tf.Variable, value: np.ndarray) -> None:
+    v.assign(tf.cast(tf.convert_to_tensor(np.asarray(value)), v.dtype))
+
+
+def to_numpy(v: tf.Variable | tf.Tensor) -> np.ndarray:
+    return np.array(v.numpy())
+
+
+def sqrt(x: tf.Tensor) -> tf.Tensor:
+    return tf.sqrt(x)
+
+
+def maximum(x: tf.Tensor, y: tf.Tensor | float) -> tf.Tensor:
+    if not tf.is_tensor(y):
+        # tf.constant(y, dtype) rounds the Python float once; tf.cast(y, ...) would first
+        # make a float32 tensor and so round a float64 constant twice.
+        y = tf.constant(y, dtype=x.dtype)
+    return tf.maximum(x, y)
+
+
+def clip(x: tf.Tensor, low: float, high: float) -> tf.Tensor:
+    return tf.clip_by_value(x, tf.constant(low, x.dtype), tf.constant(high, x.dtype))
+
+
+def sum_squares(x: tf.Tensor) -> tf.Tensor:
+    """``Σ x²`` as a 0-d tensor (summation order is TensorFlow's own)."""
+    return tf.reduce_sum(x * x)

@@ -1,0 +1,497 @@
+"""Optimizers and schedules: rules vs the float64 reference, vs real torch.optim and
+keras.optimizers, clipping, weight decay, bad input, configs (training parity is in
+test_parity.py via the ``optimizer`` catalogue family)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import dualnet as dn
+from dualnet import optimizers as O
+from dualnet import schedules as S
+from dualnet.reference import optimizers as R
+
+# One configuration per rule variant the spec documents.
+CONFIGS = {
+    "sgd": O.SGD(0.1),
+    "sgd-momentum": O.SGD(0.1, momentum=0.9),
+    "sgd-nesterov": O.SGD(0.1, momentum=0.9, nesterov=True),
+    "sgd-torch-form": O.SGD(0.1, momentum=0.9, momentum_form="torch", dampening=0.2),
+    "adagrad": O.Adagrad(0.1),
+    "adagrad-torch": O.Adagrad(
+        0.1, initial_accumulator_value=0.0, epsilon=1e-10, epsilon_placement="outside_sqrt"
+    ),
+    "rmsprop": O.RMSprop(0.01),
+    "rmsprop-centered-momentum": O.RMSprop(0.01, centered=True, momentum=0.9),
+    "rmsprop-torch": O.RMSprop(
+        0.01, centered=True, momentum=0.9, momentum_form="torch", epsilon_placement="outside_sqrt"
+    ),
+    "adam": O.Adam(0.01),
+    "adam-amsgrad": O.Adam(0.01, amsgrad=True),
+    "adam-torch-eps": O.Adam(0.01, epsilon=1e-3, epsilon_placement="sqrt_v_hat"),
+    "adamw": O.AdamW(0.01, weight_decay=0.1),
+    "adam-l2-clipnorm": O.Adam(0.01, weight_decay=0.1, weight_decay_mode="l2", clipnorm=0.5),
+    "sgd-global-clipnorm-schedule": O.SGD(
+        S.ExponentialDecay(0.1, 2, 0.5), momentum=0.5, global_clipnorm=1.0
+    ),
+    "rmsprop-clipvalue": O.RMSprop(0.01, clipvalue=0.3, weight_decay=0.05),
+}
+SHAPES = [(5, 3), (3,)]
+STEPS = 5
+
+
+def _fresh(opt: O.Optimizer) -> O.Optimizer:
+    return type(opt).from_config(opt.get_config())
+
+
+def _problem(seed=0, steps=STEPS):
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s) for s in SHAPES]
+    grads = [[rng.standard_normal(s) * 10.0 ** rng.integers(-3, 1) for s in SHAPES]
+             for _ in range(steps)]  # fmt: skip
+    return params, grads
+
+
+def _variables(backend, arrays, dtype):
+    if backend == "torch":
+        import torch
+
+        return [torch.nn.Parameter(torch.tensor(np.array(a, dtype=dtype))) for a in arrays]
+    import tensorflow as tf
+
+    return [tf.Variable(np.array(a, dtype=dtype)) for a in arrays]
+
+
+def _native(backend, a, dtype):
+    if backend == "torch":
+        import torch
+
+        return torch.tensor(np.array(a, dtype=dtype))
+    import tensorflow as tf
+
+    return tf.constant(np.array(a, dtype=dtype))
+
+
+def _run(backend, opt, params, grads, dtype):
+    vs = _variables(backend, params, dtype)
+    for gs in grads:
+        opt.apply([_native(backend, g, dtype) for g in gs], vs)
+    return [dn.to_numpy(v).astype(np.float64) for v in vs]
+
+
+def _reference(opt, params, grads, dtype):
+    """The float64 reference, started from the inputs rounded to ``dtype``."""
+    name, config = type(opt).__name__, opt.get_config()
+    ps = [np.asarray(np.asarray(p, dtype=dtype), np.float64) for p in params]
+    state = R.initial_state(name, config, ps)
+    for k, gs in enumerate(grads):
+        gs = [np.asarray(np.asarray(g, dtype=dtype), np.float64) for g in gs]
+        ps, state = R.step(name, config, ps, gs, state, k)
+    return ps, state
+
+
+def _tol(dtype):
+    # float32: a few ulp per update; float64 is limited by the same few ulp (≈1e-16 · STEPS).
+    return {"rtol": 2e-5, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-13}
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_steps_match_reference(config, backend, dtype):
+    """A few updates (weights and every state slot) against the float64 reference."""
+    opt = _fresh(CONFIGS[config])
+    params, grads = _problem()
+    got = _run(backend, opt, params, grads, dtype)
+    want, want_state = _reference(opt, params, grads, dtype)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, **_tol(dtype))
+    state = opt.state()
+    assert set(state) == set(want_state) == set(opt.slot_names())
+    for k in state:
+        for g, w in zip(state[k], want_state[k], strict=True):
+            np.testing.assert_allclose(g, w, **_tol(dtype), err_msg=k)
+    assert opt.iterations == STEPS
+
+
+@pytest.mark.parametrize("config", ["adam-amsgrad", "rmsprop-centered-momentum", "sgd-momentum",
+                                    "sgd-global-clipnorm-schedule"])  # fmt: skip
+def test_torch_and_tensorflow_agree_bitwise_without_reductions(config, dtype):
+    """The rule is one sequence of correctly rounded ops: identical bits on both backends
+    (global_clipnorm's sum is the only reduction, so that case is compared at 1 ulp)."""
+    params, grads = _problem(1)
+    out = {b: _run(b, _fresh(CONFIGS[config]), params, grads, dtype) for b in dn.BACKENDS}
+    for a, b in zip(out["torch"], out["tensorflow"], strict=True):
+        if "clipnorm" in config:
+            np.testing.assert_allclose(a, b, rtol=4 * np.finfo(dtype).eps, atol=0)
+        else:
+            np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ real torch.optim
+TORCH_CASES = {
+    "sgd": ("SGD", {"lr": 0.1}),
+    "sgd-momentum-dampening-l2": ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.3,
+                                          "weight_decay": 0.05}),
+    "sgd-nesterov": ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    "adagrad": ("Adagrad", {}),
+    "adagrad-lr_decay-l2": ("Adagrad", {"lr": 0.1, "lr_decay": 0.1, "weight_decay": 0.01,
+                                        "initial_accumulator_value": 0.2}),
+    "rmsprop": ("RMSprop", {}),
+    "rmsprop-centered-momentum-l2": ("RMSprop", {"momentum": 0.9, "centered": True,
+                                                 "weight_decay": 0.01}),
+    "adam": ("Adam", {}),
+    "adam-amsgrad-l2": ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}),
+    "adam-decoupled": ("Adam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    "adamw": ("AdamW", {}),
+    "adamw-amsgrad": ("AdamW", {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "amsgrad": True}),
+}  # fmt: skip
+TORCH_SLOTS = {"exp_avg": "momentum", "exp_avg_sq": "velocity", "max_exp_avg_sq": "velocity_hat",
+               "momentum_buffer": "momentum", "square_avg": "velocity",
+               "grad_avg": "average_gradient", "sum": "accumulator"}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(TORCH_CASES))
+def test_from_torch_defaults_reproduces_torch_optim(case, backend, dtype):
+    """20 updates of the real torch.optim optimizer vs dualnet's preset on either backend."""
+    import torch
+
+    cls_name, kwargs = TORCH_CASES[case]
+    params, grads = _problem(2, steps=20)
+    ts = [torch.nn.Parameter(torch.tensor(np.array(p, dtype=dtype))) for p in params]
+    native = getattr(torch.optim, cls_name)(ts, **kwargs)
+    for gs in grads:
+        for t, g in zip(ts, gs, strict=True):
+            t.grad = torch.tensor(np.array(g, dtype=dtype))
+        native.step()
+    opt = O.from_torch_defaults(cls_name.lower(), **kwargs)
+    got = _run(backend, opt, params, grads, dtype)
+    # torch fuses some steps (addcmul, lerp, add with alpha) into one rounding: a few ulp.
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-11, "atol": 1e-13}
+    for g, t in zip(got, ts, strict=True):
+        np.testing.assert_allclose(g, t.detach().numpy(), **tol)
+    state = opt.state()
+    for i, t in enumerate(ts):
+        for key, value in native.state[t].items():
+            if key == "step":
+                assert int(value) == opt.iterations
+                continue
+            np.testing.assert_allclose(state[TORCH_SLOTS[key]][i], value.numpy(), **tol,
+                                       err_msg=key)  # fmt: skip
+
+
+def test_sgd_torch_form_with_step_lr_matches_torch_scheduler(backend):
+    """torch's SGD momentum under StepLR == momentum_form='torch' with StepDecay."""
+    import torch
+
+    params, grads = _problem(3, steps=12)
+    ts = [torch.nn.Parameter(torch.tensor(p)) for p in params]
+    native = torch.optim.SGD(ts, lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(native, step_size=4, gamma=0.5)
+    for gs in grads:
+        for t, g in zip(ts, gs, strict=True):
+            t.grad = torch.tensor(g)
+        native.step()
+        sched.step()
+    opt = O.SGD(S.StepDecay(0.1, 4, 0.5), momentum=0.9, momentum_form="torch")
+    got = _run(backend, opt, params, grads, "float64")
+    for g, t in zip(got, ts, strict=True):
+        np.testing.assert_allclose(g, t.detach().numpy(), rtol=1e-12, atol=1e-14)
+    # Keras's form remembers the old learning rates in its velocity: a different trajectory.
+    keras_form = _run(backend, O.SGD(S.StepDecay(0.1, 4, 0.5), momentum=0.9), params, grads,
+                      "float64")  # fmt: skip
+    assert np.max(np.abs(keras_form[0] - got[0])) > 1e-3
+
+
+def test_momentum_forms_agree_at_constant_lr(backend):
+    params, grads = _problem(4, steps=10)
+    a = _run(backend, O.SGD(0.05, momentum=0.9, nesterov=True), params, grads, "float64")
+    b = _run(backend, O.SGD(0.05, momentum=0.9, nesterov=True, momentum_form="torch"), params,
+             grads, "float64")  # fmt: skip
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-13, atol=1e-14)
+
+
+# ------------------------------------------------------------------ real keras.optimizers
+KERAS_CASES = {
+    "sgd": ("SGD", {}),
+    "sgd-nesterov-clipnorm": ("SGD", {"momentum": 0.9, "nesterov": True, "clipnorm": 0.5}),
+    "adagrad-wd": ("Adagrad", {"learning_rate": 0.05, "weight_decay": 0.1}),
+    "rmsprop": ("RMSprop", {}),
+    "rmsprop-centered-momentum-clipvalue": ("RMSprop", {"centered": True, "momentum": 0.9,
+                                                         "clipvalue": 0.05}),
+    "adam": ("Adam", {}),
+    "adam-amsgrad-global-clipnorm": ("Adam", {"amsgrad": True, "global_clipnorm": 0.5}),
+    "adamw": ("AdamW", {"learning_rate": 0.01}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(KERAS_CASES))
+def test_from_keras_defaults_reproduces_keras_optimizers(case, backend, dtype):
+    """20 updates of the real keras.optimizers optimizer vs dualnet's preset.
+
+    float32 agrees to ~1 ulp (Keras computes Adam's α in float32, dualnet in float64 rounded
+    once). float64 only to ~1e-7 (Adam: ~1e-5): Keras keeps a float learning rate in a float32
+    variable and ``ops.cast(0.9, "float64")`` goes through float32, so its float64 run uses
+    float32-rounded hyper-parameters (see test_keras_float64_rounds_hyperparameters_to_float32).
+    """
+    with dn.use_backend("tensorflow"):
+        import keras
+        import tensorflow as tf
+
+        cls_name, kwargs = KERAS_CASES[case]
+        params, grads = _problem(5, steps=20)
+        ks = [keras.Variable(np.array(p, dtype=dtype)) for p in params]
+        native = getattr(keras.optimizers, cls_name)(**kwargs)
+        for gs in grads:
+            native.apply([tf.constant(np.array(g, dtype=dtype)) for g in gs], ks)
+        want = [np.asarray(k.numpy(), np.float64) for k in ks]
+    got = _run(backend, O.from_keras_defaults(cls_name.lower(), **kwargs), params, grads, dtype)
+    tol = {"rtol": 1e-5, "atol": 1e-6}
+    if dtype == "float64" and cls_name.startswith("Adam"):
+        # Keras's β rounded to float32 (0.999 → 0.99900001) moves 1 - β₂ᵗ by 1.3e-5 relative
+        # at t = 1, and with it the whole bias-corrected step.
+        tol = {"rtol": 1e-4, "atol": 1e-6}
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, **tol)
+
+
+def test_keras_float64_rounds_hyperparameters_to_float32():
+    """Keras on float64 weights: feeding dualnet the float32-rounded lr and momentum reproduces
+    Keras's float64 SGD to 1e-15, the unrounded ones do not (a Keras divergence)."""
+    with dn.use_backend("tensorflow"):
+        import keras
+        import tensorflow as tf
+
+        params, grads = _problem(6, steps=20)
+        ks = [keras.Variable(np.array(p)) for p in params]
+        native = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        for gs in grads:
+            native.apply([tf.constant(g) for g in gs], ks)
+        want = [k.numpy() for k in ks]
+        rounded = O.SGD(float(np.float32(0.01)), momentum=float(np.float32(0.9)))
+        exact = _run("tensorflow", rounded, params, grads, "float64")
+        plain = _run("tensorflow", O.SGD(0.01, momentum=0.9), params, grads, "float64")
+    np.testing.assert_allclose(exact[0], want[0], rtol=1e-14, atol=1e-15)
+    assert np.max(np.abs(plain[0] - want[0])) > 1e-9
+
+
+# -------------------------------------------------------------------------- schedules
+SCHEDULES = {
+    "exponential": (S.ExponentialDecay(0.1, 10, 0.5), lambda s: 0.1 * 0.5 ** (s / 10)),
+    "exponential-staircase": (S.ExponentialDecay(0.1, 10, 0.5, staircase=True),
+                              lambda s: 0.1 * 0.5 ** (s // 10)),
+    "inverse-time": (S.InverseTimeDecay(0.1, 5, 0.5), lambda s: 0.1 / (1 + 0.5 * s / 5)),
+    "piecewise": (S.PiecewiseConstantDecay([10, 20], [1.0, 0.5, 0.1]),
+                  lambda s: 1.0 if s <= 10 else 0.5 if s <= 20 else 0.1),
+    "cosine": (S.CosineDecay(0.1, 40, alpha=0.1),
+               lambda s: 0.1 * (0.9 * 0.5 * (1 + math.cos(math.pi * min(s, 40) / 40)) + 0.1)),
+    "cosine-warmup": (S.CosineDecay(0.0, 40, warmup_target=0.2, warmup_steps=10),
+                      lambda s: 0.2 * s / 10 if s < 10
+                      else 0.2 * 0.5 * (1 + math.cos(math.pi * min(s - 10, 40) / 40))),
+    "step": (S.StepDecay(0.1, 7, 0.5), lambda s: 0.1 * 0.5 ** (s // 7)),
+}  # fmt: skip
+KERAS_SCHEDULES = {
+    "exponential": ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 10,
+                                         "decay_rate": 0.5}),
+    "exponential-staircase": ("ExponentialDecay", {"initial_learning_rate": 0.1,
+                                                   "decay_steps": 10, "decay_rate": 0.5,
+                                                   "staircase": True}),
+    "inverse-time": ("InverseTimeDecay", {"initial_learning_rate": 0.1, "decay_steps": 5,
+                                          "decay_rate": 0.5}),
+    "piecewise": ("PiecewiseConstantDecay", {"boundaries": [10, 20], "values": [1.0, 0.5, 0.1]}),
+    "cosine": ("CosineDecay", {"initial_learning_rate": 0.1, "decay_steps": 40, "alpha": 0.1}),
+    "cosine-warmup": ("CosineDecay", {"initial_learning_rate": 0.0, "decay_steps": 40,
+                                      "warmup_target": 0.2, "warmup_steps": 10}),
+}  # fmt: skip
+_STEPS = [0, 1, 5, 9, 10, 11, 19, 20, 21, 35, 49, 50, 51, 100]
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_schedule_values(name):
+    schedule, formula = SCHEDULES[name]
+    cfg = S.serialize(schedule)
+    for s in _STEPS:
+        assert schedule(s) == pytest.approx(formula(s), rel=1e-15, abs=1e-18), s
+        assert R.learning_rate(cfg, s) == pytest.approx(formula(s), rel=1e-15, abs=1e-18), s
+
+
+@pytest.mark.parametrize("name", list(KERAS_SCHEDULES))
+def test_schedule_matches_keras(name):
+    with dn.use_backend("tensorflow"):
+        import keras
+
+        cls, kwargs = KERAS_SCHEDULES[name]
+        native = getattr(keras.optimizers.schedules, cls)(**kwargs)
+        schedule = SCHEDULES[name][0]
+        for s in _STEPS:
+            # Keras evaluates in float32 (the dtype of a Python-float initial rate).
+            assert schedule(s) == pytest.approx(float(native(s)), rel=1e-6, abs=1e-8), s
+
+
+def test_schedule_is_evaluated_before_the_counter_moves(backend):
+    opt = O.SGD(S.PiecewiseConstantDecay([0], [1.0, 0.0]))
+    vs = _variables(backend, [np.zeros(2)], "float64")
+    assert opt.current_learning_rate == 1.0
+    opt.apply([_native(backend, np.ones(2), "float64")], vs)  # step 0: lr = 1
+    assert opt.current_learning_rate == 0.0
+    opt.apply([_native(backend, np.ones(2), "float64")], vs)  # step 1: lr = 0
+    np.testing.assert_array_equal(dn.to_numpy(vs[0]), [-1.0, -1.0])
+
+
+# -------------------------------------------------------------------- clipping, decay
+def _one_step(backend, opt, w, gs):
+    vs = _variables(backend, w, "float64")
+    opt.apply([_native(backend, g, "float64") for g in gs], vs)
+    return [dn.to_numpy(v) for v in vs]
+
+
+def test_clipping_semantics(backend):
+    zeros = [np.zeros(2), np.zeros(1)]
+    g = [np.array([3.0, 4.0]), np.array([12.0])]  # norms 5 and 12, global norm 13
+    out = _one_step(backend, O.SGD(1.0, clipnorm=2.5), zeros, g)  # per variable
+    np.testing.assert_allclose(out[0], [-1.5, -2.0], rtol=1e-15)
+    np.testing.assert_allclose(out[1], [-2.5], rtol=1e-15)
+    out = _one_step(backend, O.SGD(1.0, global_clipnorm=6.5), zeros, g)  # jointly, by 13/6.5
+    np.testing.assert_allclose(out[0], [-1.5, -2.0], rtol=1e-15)
+    np.testing.assert_allclose(out[1], [-6.0], rtol=1e-15)
+    out = _one_step(backend, O.SGD(1.0, clipvalue=3.5), zeros, g)
+    np.testing.assert_array_equal(out[0], [-3.0, -3.5])
+    np.testing.assert_array_equal(out[1], [-3.5])
+    out = _one_step(backend, O.SGD(1.0, clipnorm=100.0), zeros, g)  # below the bound: untouched
+    np.testing.assert_array_equal(out[0], [-3.0, -4.0])
+
+
+def test_global_clipnorm_propagates_nonfinite(backend):
+    out = _one_step(backend, O.SGD(1.0, global_clipnorm=1.0), [np.zeros(2)],
+                    [np.array([np.inf, 1.0])])  # fmt: skip
+    assert np.isnan(out[0]).all()  # not silently zeroed
+
+
+def test_weight_decay_modes(backend):
+    w = [np.array([2.0, -4.0])]
+    zero = [np.zeros(2)]
+    # Decoupled: w ← w - lr·wd·w, independent of the rule (Adam's step is 0 for g = 0).
+    out = _one_step(backend, O.Adam(0.1, weight_decay=0.5), w, zero)
+    np.testing.assert_allclose(out[0], w[0] * (1 - 0.05), rtol=1e-15)
+    # L2: g ← g + wd·w enters Adam's moments, so the first step is ≈ lr·sign(w).
+    out = _one_step(backend, O.Adam(0.1, weight_decay=0.5, weight_decay_mode="l2"), w, zero)
+    np.testing.assert_allclose(out[0], w[0] - 0.1 * np.sign(w[0]), rtol=1e-6)
+
+
+def test_none_gradient_skips_the_variable(backend):
+    opt = O.Adam(0.1, weight_decay=0.5)
+    vs = _variables(backend, [np.ones(2), np.ones(3)], "float64")
+    opt.apply([None, _native(backend, np.ones(3), "float64")], vs)
+    np.testing.assert_array_equal(dn.to_numpy(vs[0]), np.ones(2))
+    assert not np.allclose(dn.to_numpy(vs[1]), 1.0)
+
+
+# ------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: O.get("adamm"), r"Unknown optimizer 'adamm'.*adam"),
+        (lambda: O.SGD(-0.1), r"learning_rate=-0\.1"),
+        (lambda: O.Adam(learning_rate="0.1"), r"learning_rate='0\.1'"),
+        (lambda: O.SGD(momentum=1.5), r"momentum=1\.5.*\[0\.0, 1\.0\]"),
+        (lambda: O.SGD(momentum=-0.1), r"momentum=-0\.1"),
+        (lambda: O.SGD(nesterov=True), r"nesterov=True.*momentum > 0"),
+        (lambda: O.SGD(momentum=0.9, dampening=0.1), r"dampening=0\.1.*momentum_form='torch'"),
+        (lambda: O.Adam(beta_1=1.0), r"beta_1=1\.0.*\[0\.0, 1\.0\)"),
+        (lambda: O.Adam(epsilon=-1e-7), r"epsilon=-1e-07"),
+        (lambda: O.Adam(clipnorm=0.0), r"clipnorm=0\.0.*> 0"),
+        (lambda: O.Adam(clipvalue=float("inf")), r"clipvalue=inf"),
+        (lambda: O.Adam(clipnorm=1.0, clipvalue=1.0), r"at most one of clipnorm"),
+        (lambda: O.Adam(weight_decay=-1.0), r"weight_decay=-1\.0"),
+        (lambda: O.Adam(weight_decay_mode="coupled"), r"weight_decay_mode='coupled'"),
+        (lambda: O.AdamW(weight_decay=None), r"weight_decay=None"),
+        (lambda: O.RMSprop(rho=1.0), r"rho=1\.0"),
+        (lambda: O.Adagrad(initial_accumulator_value=-0.1), r"initial_accumulator_value=-0\.1"),
+        (lambda: O.Adam(epsilon_placement="inside_sqrt"), r"epsilon_placement='inside_sqrt'"),
+        (lambda: O.from_torch_defaults("adam", maximize=True), r"maximize=True"),
+        (lambda: O.from_keras_defaults("adam", use_ema=True), r"use_ema=True"),
+        (lambda: S.ExponentialDecay(0.1, 0, 0.5), r"decay_steps=0"),
+        (lambda: S.PiecewiseConstantDecay([10, 5], [1.0, 0.5, 0.1]), r"boundaries=\[10, 5\]"),
+        (lambda: S.PiecewiseConstantDecay([10], [1.0]), r"values=\[1\.0\]"),
+        (lambda: S.CosineDecay(0.1, 10, warmup_steps=5), r"warmup_target=None"),
+        (lambda: S.StepDecay(0.1, 3)(-1), r"step=-1"),
+    ],
+)
+def test_bad_input_is_clear(make, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        make()
+
+
+def test_apply_errors_are_identical_on_both_backends_and_change_nothing():
+    messages = {}
+    for backend in dn.BACKENDS:
+        with dn.use_backend(backend):
+            opt = O.Adam(0.1)
+            vs = _variables(backend, [np.ones(2), np.ones(3)], "float64")
+            good, bad = _native(backend, np.ones(2), "float64"), _native(backend, np.ones(4),
+                                                                         "float64")  # fmt: skip
+            with pytest.raises(ValueError) as info:
+                opt.apply([good, bad], vs)
+            messages[backend] = str(info.value)
+            np.testing.assert_array_equal(dn.to_numpy(vs[0]), np.ones(2))  # nothing half-done
+            assert opt.iterations == 0
+            with pytest.raises(ValueError, match="one per variable"):
+                opt.apply([good], vs)
+    assert messages["torch"] == messages["tensorflow"]
+    assert "grads[1]" in messages["torch"] and "(4,)" in messages["torch"]
+
+
+def test_build_with_other_variables_is_refused(backend):
+    opt = O.SGD()
+    a = _variables(backend, [np.ones(2)], "float32")
+    opt.build(a)
+    opt.build(a)  # same variables: no-op
+    with pytest.raises(ValueError, match="params="):
+        opt.build(_variables(backend, [np.ones(2)], "float32"))
+
+
+# ------------------------------------------------------------------- config and state
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_config_round_trip(config):
+    opt = CONFIGS[config]
+    again = O.deserialize(O.serialize(opt))
+    assert again == opt and type(again) is type(opt)
+    assert type(opt).from_config(opt.get_config()) == opt
+
+
+def test_get_and_presets():
+    assert O.get("Adam") == O.Adam() and O.get("adam").epsilon == 1e-7
+    adam = O.Adam()
+    assert O.get(adam) is adam
+    assert O.from_keras_defaults("rmsprop") == O.RMSprop()
+    torch_adam = O.from_torch_defaults("adam")
+    assert (torch_adam.epsilon, torch_adam.epsilon_placement) == (1e-8, "sqrt_v_hat")
+    assert O.from_torch_defaults("adamw").weight_decay == 0.01
+    assert O.from_torch_defaults("sgd").learning_rate == 1e-3
+    assert O.from_torch_defaults("adagrad", lr_decay=0.5).learning_rate == S.InverseTimeDecay(
+        0.01, 1, 0.5
+    )
+    assert O.schedules is S
+
+
+def test_state_round_trip(backend):
+    params, grads = _problem(7, steps=3)
+    a = O.Adam(0.01, amsgrad=True)
+    _run(backend, a, params, grads, "float64")
+    b = O.Adam(0.01, amsgrad=True)
+    b.build(_variables(backend, params, "float64"))
+    b.set_state(a.state(), iterations=a.iterations)
+    assert b.iterations == 3
+    for k in a.state():
+        for x, y in zip(a.state()[k], b.state()[k], strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_import_does_not_load_frameworks():
+    code = ("import sys, dualnet.optimizers as O, dualnet.schedules; O.Adam(); "
+            "assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True)
