@@ -22,6 +22,8 @@ class Diff:
         mismatched: elements outside the bound, non-finite mismatches included.
         nonfinite_mismatched: positions where NaN/±inf differ (never masked, always failures).
         total: elements compared.
+        worst_ratio: the largest ``|a - e| / (atol + rtol·|e|)``: below 1 passes; how close
+            the comparison came to failing (inf for a non-finite mismatch).
         passed: no mismatched element and equal shapes.
         note: set when shapes differ.
     """
@@ -36,6 +38,7 @@ class Diff:
     total: int
     tolerance: Tolerance
     passed: bool
+    worst_ratio: float = 0.0
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +70,7 @@ class Diff:
             "worst_index": list(self.worst_index),
             "worst_actual": _json_float(self.worst_actual),
             "worst_expected": _json_float(self.worst_expected),
+            "worst_ratio": _json_float(self.worst_ratio),
             "mismatched": self.mismatched,
             "nonfinite_mismatched": self.nonfinite_mismatched,
             "total": self.total,
@@ -140,4 +144,5 @@ def compare(
         total=int(selected.sum()),
         tolerance=tolerance,
         passed=mismatched == 0,
+        worst_ratio=float(ratio.max()) if a.size else 0.0,
     )

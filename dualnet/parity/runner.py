@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import platform
 import re
 import sys
@@ -100,6 +101,8 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        # oneDNN custom ops change TF's CPU numerics ("slightly different numerical results").
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset: TF default)"),
     }
     for b in BACKENDS:
         try:
@@ -159,19 +162,27 @@ class Report:
                         tablefmt=fmt, disable_numparse=True)  # fmt: skip
 
     def summary_by_family(self) -> list[list[Any]]:
-        """Worst torch-vs-TensorFlow max abs / max rel error per family and dtype."""
+        """Per family and dtype: the worst torch-vs-TensorFlow max abs / max rel error, and the
+        worst error-to-bound ratio of any comparison (how close the family came to failing)."""
         worst: dict[tuple[str, str], list[Any]] = {}
         for c in self.checks:
-            d = c.comparisons.get("torch~tensorflow")
-            key = (c.family, c.dtype)
-            row = worst.setdefault(key, [c.family, c.dtype, 0, 0.0, 0.0, ""])
+            row = worst.setdefault(
+                (c.family, c.dtype), [c.family, c.dtype, 0, 0.0, 0.0, "", 0.0, ""]
+            )
             row[2] += 1
-            if d is not None and d.max_abs >= row[3]:
-                row[3], row[5] = d.max_abs, f"{c.case}/{c.check}"
+            d = c.comparisons.get("torch~tensorflow")
             if d is not None:
+                if d.max_abs >= row[3]:
+                    row[3], row[5] = d.max_abs, f"{c.case}/{c.check}"
                 row[4] = max(row[4], d.max_rel)
-        return [[f, dt, n, f"{a:.2e}", f"{r:.2e}", where]
-                for f, dt, n, a, r, where in worst.values()]  # fmt: skip
+            for key, diff in c.comparisons.items():
+                if diff.worst_ratio > row[6]:
+                    row[6], row[7] = diff.worst_ratio, f"{c.case}/{c.check} ({key})"
+        return [[f, dt, n, f"{a:.2e}", f"{r:.2e}", where, f"{q:.2f}", qwhere]
+                for f, dt, n, a, r, where, q, qwhere in worst.values()]  # fmt: skip
+
+    SUMMARY_HEADERS = ("family", "dtype", "checks", "torch~tf max abs", "max rel", "where",
+                       "worst err/bound", "where")  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         return {

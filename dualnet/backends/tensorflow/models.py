@@ -1,0 +1,92 @@
+"""Models on tf.keras: real Keras models built from the layers' Keras layers.
+
+* Sequential -> ``keras.Sequential([keras.Input(...), *layers])``;
+* functional -> a functional ``keras.Model`` (one ``keras.Input`` per ``dn.Input``);
+* subclassed -> :class:`Subclassed`, a ``keras.Model`` whose ``call`` runs ``model.call``.
+
+Every Keras layer is shared with the dualnet layer (``layer.native``), so there is one copy of
+each weight; names are dualnet's, passed explicitly, so Keras's own name counters play no part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+
+from dualnet._backend import use_backend
+from dualnet.backends.tensorflow import layers as _layers
+
+
+def _input(layer: Any, shape: tuple, dtype: str) -> Any:
+    name = None if layer is None else layer.name
+    return keras.Input(shape=tuple(shape)[1:], dtype=dtype, name=name)
+
+
+def sequential(model: Any, input_shape: tuple) -> keras.Sequential:
+    input_layer = model._input_layer
+    natives = [layer.native for layer in model.layers if layer.native is not None]
+    return keras.Sequential(
+        [_input(input_layer, input_shape, model.input_dtype()), *natives], name=model.name
+    )
+
+
+def functional(model: Any, plan: list, input_ids: list, output_ids: list) -> keras.Model:
+    inputs = [_input(layer, layer.input_shape, layer.dtype) for layer in model._input_layers()]
+    values = dict(zip(input_ids, inputs, strict=True))
+    for layer, ins, outs in plan:
+        values[outs[0]] = layer.native(values[ins[0]])
+    single_in, single_out = model._single
+    outputs = [values[i] for i in output_ids]
+    return keras.Model(
+        inputs=inputs[0] if single_in else inputs,
+        outputs=outputs[0] if single_out else outputs,
+        name=model.name,
+    )
+
+
+class Subclassed(keras.Model):
+    """The native face of a subclassed dualnet model: ``call`` runs ``model.call``."""
+
+    def __init__(self, model: Any):
+        super().__init__(name=model.name)
+        # Keras tracks layers assigned in lists, so .weights / .trainable_variables work.
+        self.dualnet_layers = [layer.native for layer in model.layers if layer.native is not None]
+        object.__setattr__(self, "_dualnet_model", model)
+        # keras.Model.__call__ would cast floating inputs to the model's dtype policy (float32),
+        # so a float64 network would silently run on float32 inputs; each dualnet layer casts
+        # to its own dtype instead.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True  # numpy is converted by dualnet's layers
+        self.built = True  # every layer is built already
+
+    def call(self, inputs: Any) -> Any:
+        with use_backend("tensorflow"):
+            return self._dualnet_model.call(inputs)
+
+
+def subclassed(model: Any) -> Subclassed:
+    return Subclassed(model)
+
+
+def call(native: keras.Model, inputs: list, single_input: bool, *_: Any) -> Any:
+    out = native(inputs[0] if single_input else inputs)
+    return list(out) if isinstance(out, tuple) else out
+
+
+@contextlib.contextmanager
+def inference() -> Iterator[None]:
+    """Eager TF records no gradients outside a GradientTape: nothing to switch off."""
+    yield
+
+
+def trainable_params(model: Any) -> list[Any]:
+    """Native ``tf.Variable``s in the order of ``model.weights`` (canonical order)."""
+    return [p for layer in model._weight_layers() for p in _layers.params(layer.native)]
+
+
+def canonical_grads(model: Any, grads: Sequence[Any]) -> list[Any]:
+    """Keras's layout is canonical: the gradients as they are."""
+    return list(grads)

@@ -1,0 +1,100 @@
+"""Models on PyTorch: real ``nn.Module``s built from the layers' modules.
+
+* Sequential -> ``torch.nn.Sequential`` (submodules named like the dualnet layers);
+* functional -> :class:`Functional`, an ``nn.Module`` that runs the layer calls in order;
+* subclassed -> :class:`Subclassed`, an ``nn.Module`` whose ``forward`` runs ``model.call``.
+
+Every layer module is shared with the dualnet layer (``layer.native``), so there is one copy of
+each weight. :func:`trainable_params` and :func:`canonical_grads` give the parameters in
+dualnet's canonical order and their gradients in canonical layout (kernels transposed to
+``(in, out)``), for gradient checks with ``core.vjp(..., params=...)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from dualnet._backend import use_backend
+from dualnet.backends.torch import layers as _layers
+
+
+def _modules(layers: Sequence[Any]) -> OrderedDict[str, nn.Module]:
+    return OrderedDict((layer.name, layer.native) for layer in layers if layer.native is not None)
+
+
+def sequential(model: Any, input_shape: tuple) -> nn.Sequential:
+    return nn.Sequential(_modules(model.layers))
+
+
+class Functional(nn.Module):
+    """Runs a functional model's layer calls; ``forward(*inputs)``."""
+
+    def __init__(self, layers: Sequence[Any], plan: list, input_ids: list, output_ids: list,
+                 single_output: bool):  # fmt: skip
+        super().__init__()
+        self.layers = nn.ModuleDict(_modules(layers))
+        # (layer name, input ids, output ids) per call, in execution order.
+        self._plan = [(layer.name, ins, outs) for layer, ins, outs in plan]
+        self._input_ids, self._output_ids = list(input_ids), list(output_ids)
+        self._single_output = single_output
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        values = dict(zip(self._input_ids, inputs, strict=True))
+        for name, ins, outs in self._plan:
+            values[outs[0]] = self.layers[name](values[ins[0]])
+        results = [values[i] for i in self._output_ids]
+        return results[0] if self._single_output else results
+
+
+def functional(model: Any, plan: list, input_ids: list, output_ids: list) -> Functional:
+    return Functional(model.layers, plan, input_ids, output_ids, model._single[1])
+
+
+class Subclassed(nn.Module):
+    """The native face of a subclassed dualnet model: ``forward`` runs ``model.call``."""
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.layers = nn.ModuleDict(_modules(model.layers))
+        # A plain attribute (not a submodule): the dualnet model owns this module.
+        self.__dict__["dualnet_model"] = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with use_backend("torch"):
+            return self.dualnet_model.call(*args, **kwargs)
+
+
+def subclassed(model: Any) -> Subclassed:
+    return Subclassed(model)
+
+
+def call(native: nn.Module, inputs: list[torch.Tensor], single_input: bool, *_: Any) -> Any:
+    return native(*inputs)
+
+
+@contextlib.contextmanager
+def inference() -> Iterator[None]:
+    """No autograd graph (for predict)."""
+    with torch.no_grad():
+        yield
+
+
+def trainable_params(model: Any) -> list[nn.Parameter]:
+    """Native parameters in the order of ``model.weights`` (canonical order)."""
+    return [p for layer in model._weight_layers() for p in _layers.params(layer.native)]
+
+
+def canonical_grads(model: Any, grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Gradients of :func:`trainable_params` in canonical layout (kernels ``(in, out)``)."""
+    out, start = [], 0
+    for layer in model._weight_layers():
+        n = len(_layers.params(layer.native))
+        out.extend(_layers.canonical_grads(layer.native, grads[start : start + n]))
+        start += n
+    return out
