@@ -20,12 +20,11 @@ softplus             exact log(1+eˣ)                 identity above x > 20  exa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 from dualnet import _ops
-from dualnet.errors import bad_type, bad_value, unknown_name
+from dualnet.errors import bad_type, check_real, unknown_name
 
 __all__ = [
     "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "leaky_relu", "linear",
@@ -36,14 +35,6 @@ __all__ = [
 DEFAULT_LEAKY_RELU_SLOPE = 0.2
 DEFAULT_ELU_ALPHA = 1.0
 DEFAULT_SOFTMAX_AXIS = -1
-
-
-def _real(argument: str, value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise bad_type(argument, value, "a real number", where=where)
-    if not math.isfinite(value):
-        raise bad_value(argument, value, "a finite number", where=where)
-    return float(value)
 
 
 def _axis(value: Any, where: str) -> int:
@@ -83,13 +74,13 @@ def leaky_relu(x, negative_slope: float = DEFAULT_LEAKY_RELU_SLOPE):
     Keras *layer* ``LeakyReLU`` defaults to 0.3 and torch's ``F.leaky_relu`` to 0.01: pass
     ``negative_slope`` explicitly to reproduce either. The derivative at 0 is ``negative_slope``.
     """
-    slope = _real("negative_slope", negative_slope, "leaky_relu")
+    slope = check_real("negative_slope", negative_slope, "leaky_relu")
     return _nn().leaky_relu(_ops.tensor(x), slope)
 
 
 def elu(x, alpha: float = DEFAULT_ELU_ALPHA):
     """Exponential linear unit, ``x if x > 0 else alpha * (e^x - 1)``; alpha = 1 in both."""
-    return _nn().elu(_ops.tensor(x), _real("alpha", alpha, "elu"))
+    return _nn().elu(_ops.tensor(x), check_real("alpha", alpha, "elu"))
 
 
 def selu(x):

@@ -63,7 +63,7 @@ import numpy as np
 
 from dualnet import _ops
 from dualnet.dtypes import FLOAT_DTYPES, FLOATX, numpy_dtype, standardize
-from dualnet.errors import bad_type, bad_value, unknown_name
+from dualnet.errors import bad_type, bad_value, check_real, unknown_name
 from dualnet.random import check_seed, draw_seed, generator
 
 __all__ = [
@@ -84,14 +84,6 @@ DISTRIBUTIONS: tuple[str, ...] = ("truncated_normal", "untruncated_normal", "uni
 
 # --------------------------------------------------------------------------------------------
 # Validation helpers
-
-
-def _real(argument: str, value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise bad_type(argument, value, "a real number", where=where)
-    if not math.isfinite(value):
-        raise bad_value(argument, value, "a finite number", where=where)
-    return float(value)
 
 
 def _shape(shape: Any, where: str) -> tuple[int, ...]:
@@ -274,8 +266,8 @@ class RandomNormal(Initializer):
     stddev: float = 0.05
 
     def _validate(self, where: str) -> None:
-        object.__setattr__(self, "mean", _real("mean", self.mean, where))
-        object.__setattr__(self, "stddev", _real("stddev", self.stddev, where))
+        object.__setattr__(self, "mean", check_real("mean", self.mean, where))
+        object.__setattr__(self, "stddev", check_real("stddev", self.stddev, where))
         if self.stddev < 0:
             raise bad_value("stddev", self.stddev, "a number >= 0", where=where)
 
@@ -302,8 +294,8 @@ class RandomUniform(Initializer):
     maxval: float = 0.05
 
     def _validate(self, where: str) -> None:
-        object.__setattr__(self, "minval", _real("minval", self.minval, where))
-        object.__setattr__(self, "maxval", _real("maxval", self.maxval, where))
+        object.__setattr__(self, "minval", check_real("minval", self.minval, where))
+        object.__setattr__(self, "maxval", check_real("maxval", self.maxval, where))
         if self.minval > self.maxval:
             raise bad_value(
                 "minval", self.minval, f"a number <= maxval={self.maxval!r}", where=where
@@ -336,8 +328,8 @@ class TruncatedNormal(Initializer):
     stddev: float = 0.05
 
     def _validate(self, where: str) -> None:
-        object.__setattr__(self, "mean", _real("mean", self.mean, where))
-        object.__setattr__(self, "stddev", _real("stddev", self.stddev, where))
+        object.__setattr__(self, "mean", check_real("mean", self.mean, where))
+        object.__setattr__(self, "stddev", check_real("stddev", self.stddev, where))
         if self.stddev < 0:
             raise bad_value("stddev", self.stddev, "a number >= 0", where=where)
 
@@ -360,7 +352,7 @@ class Constant(Initializer):
     value: float = 0.0
 
     def _validate(self, where: str) -> None:
-        object.__setattr__(self, "value", _real("value", self.value, where))
+        object.__setattr__(self, "value", check_real("value", self.value, where))
 
     def _portable(self, shape, fans):
         return np.full(shape, self.value)
@@ -429,7 +421,7 @@ class VarianceScaling(Initializer):
     distribution: str = "truncated_normal"
 
     def _validate(self, where: str) -> None:
-        scale = _real("scale", self.scale, where)
+        scale = check_real("scale", self.scale, where)
         if scale <= 0:
             raise bad_value("scale", self.scale, "a number > 0", where=where)
         if self.mode not in MODES:
@@ -598,7 +590,7 @@ class Orthogonal(Initializer):
     gain: float = 1.0
 
     def _validate(self, where: str) -> None:
-        object.__setattr__(self, "gain", _real("gain", self.gain, where))
+        object.__setattr__(self, "gain", check_real("gain", self.gain, where))
 
     def _check_shape(self, shape, where):
         if len(shape) < 2:

@@ -75,7 +75,7 @@ import numpy as np
 
 from dualnet import _ops
 from dualnet.dtypes import ALL_DTYPES, FLOAT_DTYPES, FLOATX, INT_DTYPES
-from dualnet.errors import bad_type, bad_value, unknown_name
+from dualnet.errors import bad_type, bad_value, check_real, unknown_name
 
 __all__ = [
     "BinaryCrossentropy", "CategoricalCrossentropy", "Huber", "Loss", "MeanAbsoluteError",
@@ -94,14 +94,6 @@ _LOW_PRECISION = ("float16", "bfloat16")
 
 
 # --------------------------------------------------------------------------- validation helpers
-
-
-def _real(argument: str, value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise bad_type(argument, value, "a real number", where=where)
-    if not math.isfinite(value):
-        raise bad_value(argument, value, "a finite number", where=where)
-    return float(value)
 
 
 def _flag(argument: str, value: Any, where: str) -> bool:
@@ -346,7 +338,7 @@ class Huber(Loss):
     default_name: ClassVar[str] = "huber_loss"
 
     def _validate(self, where):
-        delta = _real("delta", self.delta, where)
+        delta = check_real("delta", self.delta, where)
         if not delta > 0:
             raise bad_value("delta", self.delta, "a number > 0", where=where)
         object.__setattr__(self, "delta", delta)
@@ -373,7 +365,7 @@ class SmoothL1(Loss):
     default_name: ClassVar[str] = "smooth_l1"
 
     def _validate(self, where):
-        beta = _real("beta", self.beta, where)
+        beta = check_real("beta", self.beta, where)
         if not beta > 0:
             raise bad_value("beta", self.beta, "a number > 0 (use MeanAbsoluteError for 0)",
                             where=where)  # fmt: skip
@@ -388,7 +380,7 @@ def _validate_ce(loss: Any, where: str, *, smoothing: bool) -> None:
     _flag("from_logits", loss.from_logits, where)
     _int("axis", loss.axis, where)
     if smoothing:
-        ls = _real("label_smoothing", loss.label_smoothing, where)
+        ls = check_real("label_smoothing", loss.label_smoothing, where)
         if not 0.0 <= ls <= 1.0:
             raise bad_value("label_smoothing", loss.label_smoothing, "a number in [0, 1]",
                             where=where)  # fmt: skip

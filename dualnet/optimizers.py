@@ -78,46 +78,29 @@ import numpy as np
 
 from dualnet import _ops, schedules
 from dualnet._backend import backend_module
-from dualnet.errors import bad_type, bad_value, describe, unknown_name
+from dualnet.errors import bad_type, bad_value, check_real, describe, unknown_name
 from dualnet.schedules import Schedule
 
 __all__ = [
-    "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize",
-    "from_keras_defaults", "from_torch_defaults", "get", "schedules", "serialize",
-]  # fmt: skip
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "RMSprop",
+    "deserialize",
+    "from_keras_defaults",
+    "from_torch_defaults",
+    "get",
+    "schedules",
+    "serialize",
+]
 
 WEIGHT_DECAY_MODES = ("decoupled", "l2")
 MOMENTUM_FORMS = ("keras", "torch")
 
 
 # --------------------------------------------------------------------------------- validation
-def _real(
-    owner: str,
-    argument: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise bad_type(argument, value, "a real number", where=owner)
-    if not math.isfinite(value):
-        raise bad_value(argument, value, "a finite number", where=owner)
-    if low is not None and (value < low or (low_open and value == low)):
-        raise bad_value(argument, value, _range(low, high, low_open, high_open), where=owner)
-    if high is not None and (value > high or (high_open and value == high)):
-        raise bad_value(argument, value, _range(low, high, low_open, high_open), where=owner)
-    return float(value)
-
-
-def _range(low, high, low_open, high_open) -> str:
-    if high is None:
-        return f"a number {'>' if low_open else '>='} {low}"
-    return f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-
-
 def _bool(owner: str, argument: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise bad_type(argument, value, "a bool", where=owner)
@@ -138,9 +121,12 @@ class _Runtime:
     """The per-backend state of a built optimizer (not part of the spec)."""
 
     def __init__(
-        self, backend: ModuleType, params: list[Any], natives: list[Any],
+        self,
+        backend: ModuleType,
+        params: list[Any],
+        natives: list[Any],
         slots: dict[str, list[Any]],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.backend = backend
         self.params = params  # as given (identity is how build() recognises them)
         self.natives = natives  # torch tensors / tf.Variables (keras.Variable unwrapped)
@@ -199,15 +185,19 @@ class Optimizer:
                 raise bad_type(
                     "learning_rate", lr, "a float >= 0 or a dualnet.schedules.Schedule", where=w
                 )
-            lr = _real(w, "learning_rate", lr, low=0.0)
+            lr = check_real("learning_rate", where=w, value=lr, low=0.0)
         _set(self, "learning_rate", lr)
         if self.weight_decay is not None:
-            _set(self, "weight_decay", _real(w, "weight_decay", self.weight_decay, low=0.0))
+            _set(
+                self,
+                "weight_decay",
+                check_real("weight_decay", where=w, value=self.weight_decay, low=0.0),
+            )
         _choice(w, "weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
         clips = {k: getattr(self, k) for k in ("clipnorm", "clipvalue", "global_clipnorm")}
         for k, v in clips.items():
             if v is not None:
-                _set(self, k, _real(w, k, v, low=0.0, low_open=True))
+                _set(self, k, check_real(k, where=w, value=v, low=0.0, low_open=True))
         given = {k: v for k, v in clips.items() if v is not None}
         if len(given) > 1:
             raise bad_value(
@@ -277,9 +267,12 @@ class Optimizer:
             ):
                 return
             raise bad_value(
-                "params", f"{len(params)} variables", "the variables this optimizer was built "
-                "with (build a fresh optimizer for new variables)", where=type(self).__name__,
-            )  # fmt: skip
+                "params",
+                f"{len(params)} variables",
+                "the variables this optimizer was built "
+                "with (build a fresh optimizer for new variables)",
+                where=type(self).__name__,
+            )
         if not params:
             raise bad_value("params", params, "a non-empty list of variables")
         B = backend_module(_backend_of(params)).optimizers
@@ -303,9 +296,11 @@ class Optimizer:
         grads = list(grads)
         if len(grads) != len(rt.params):
             raise bad_value(
-                "grads", f"{len(grads)} gradients", f"one per variable ({len(rt.params)})",
+                "grads",
+                f"{len(grads)} gradients",
+                f"one per variable ({len(rt.params)})",
                 where=type(self).__name__,
-            )  # fmt: skip
+            )
         B = rt.backend
         active = [i for i, g in enumerate(grads) if g is not None]
         gs = []
@@ -384,8 +379,9 @@ class Optimizer:
             if len(arrays) != len(rt.natives) or any(
                 np.shape(a) != B.shape(v) for a, v in zip(arrays, rt.slots[k], strict=False)
             ):
-                raise bad_value(f"state[{k!r}]", describe(arrays), "one array per variable, "
-                                "shaped like it")  # fmt: skip
+                raise bad_value(
+                    f"state[{k!r}]", describe(arrays), "one array per variable, shaped like it"
+                )
         if iterations is not None and (
             isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0
         ):
@@ -437,15 +433,26 @@ class SGD(Optimizer):
     def __post_init__(self) -> None:
         super().__post_init__()
         w = "SGD"
-        _set(self, "momentum", _real(w, "momentum", self.momentum, low=0.0, high=1.0))
+        _set(
+            self,
+            "momentum",
+            check_real("momentum", where=w, value=self.momentum, low=0.0, high=1.0),
+        )
         _bool(w, "nesterov", self.nesterov)
         _choice(w, "momentum_form", self.momentum_form, MOMENTUM_FORMS)
-        _set(self, "dampening", _real(w, "dampening", self.dampening, low=0.0, high=1.0))
+        _set(
+            self,
+            "dampening",
+            check_real("dampening", where=w, value=self.dampening, low=0.0, high=1.0),
+        )
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise bad_value(
-                "nesterov", True, f"momentum > 0 and dampening == 0 (got momentum="
-                f"{self.momentum}, dampening={self.dampening})", where=w,
-            )  # fmt: skip
+                "nesterov",
+                True,
+                f"momentum > 0 and dampening == 0 (got momentum="
+                f"{self.momentum}, dampening={self.dampening})",
+                where=w,
+            )
         if self.dampening != 0 and self.momentum_form != "torch":
             raise bad_value("dampening", self.dampening, "0 unless momentum_form='torch'", where=w)
 
@@ -495,9 +502,14 @@ class Adagrad(Optimizer):
     def __post_init__(self) -> None:
         super().__post_init__()
         w = "Adagrad"
-        _set(self, "initial_accumulator_value", _real(
-            w, "initial_accumulator_value", self.initial_accumulator_value, low=0.0))  # fmt: skip
-        _set(self, "epsilon", _real(w, "epsilon", self.epsilon, low=0.0))
+        _set(
+            self,
+            "initial_accumulator_value",
+            check_real(
+                "initial_accumulator_value", where=w, value=self.initial_accumulator_value, low=0.0
+            ),
+        )
+        _set(self, "epsilon", check_real("epsilon", where=w, value=self.epsilon, low=0.0))
         _choice(w, "epsilon_placement", self.epsilon_placement, ("inside_sqrt", "outside_sqrt"))
 
     def slot_names(self) -> tuple[str, ...]:
@@ -554,9 +566,17 @@ class RMSprop(Optimizer):
     def __post_init__(self) -> None:
         super().__post_init__()
         w = "RMSprop"
-        _set(self, "rho", _real(w, "rho", self.rho, low=0.0, high=1.0, high_open=True))
-        _set(self, "momentum", _real(w, "momentum", self.momentum, low=0.0, high=1.0))
-        _set(self, "epsilon", _real(w, "epsilon", self.epsilon, low=0.0))
+        _set(
+            self,
+            "rho",
+            check_real("rho", where=w, value=self.rho, low=0.0, high=1.0, high_open=True),
+        )
+        _set(
+            self,
+            "momentum",
+            check_real("momentum", where=w, value=self.momentum, low=0.0, high=1.0),
+        )
+        _set(self, "epsilon", check_real("epsilon", where=w, value=self.epsilon, low=0.0))
         _bool(w, "centered", self.centered)
         _choice(w, "epsilon_placement", self.epsilon_placement, ("inside_sqrt", "outside_sqrt"))
         _choice(w, "momentum_form", self.momentum_form, MOMENTUM_FORMS)
@@ -635,8 +655,12 @@ class Adam(Optimizer):
         super().__post_init__()
         w = type(self).__name__
         for k in ("beta_1", "beta_2"):
-            _set(self, k, _real(w, k, getattr(self, k), low=0.0, high=1.0, high_open=True))
-        _set(self, "epsilon", _real(w, "epsilon", self.epsilon, low=0.0))
+            _set(
+                self,
+                k,
+                check_real(k, where=w, value=getattr(self, k), low=0.0, high=1.0, high_open=True),
+            )
+        _set(self, "epsilon", check_real("epsilon", where=w, value=self.epsilon, low=0.0))
         _bool(w, "amsgrad", self.amsgrad)
         _choice(w, "epsilon_placement", self.epsilon_placement, ("sqrt_v", "sqrt_v_hat"))
 
@@ -682,15 +706,21 @@ class AdamW(Adam):
             raise bad_value("weight_decay", None, "a float >= 0 (AdamW)", where="AdamW")
         if self.weight_decay_mode != "decoupled":
             raise bad_value(
-                "weight_decay_mode", self.weight_decay_mode,
-                "'decoupled' (AdamW; use Adam(weight_decay_mode='l2') for L2)", where="AdamW",
-            )  # fmt: skip
+                "weight_decay_mode",
+                self.weight_decay_mode,
+                "'decoupled' (AdamW; use Adam(weight_decay_mode='l2') for L2)",
+                where="AdamW",
+            )
 
 
 # ------------------------------------------------------------------------------ registry
 _REGISTRY: dict[str, type[Optimizer]] = {
-    "sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW,
-}  # fmt: skip
+    "sgd": SGD,
+    "adagrad": Adagrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+    "adamw": AdamW,
+}
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
@@ -728,17 +758,38 @@ def deserialize(config: dict[str, Any]) -> Optimizer:
 # ---------------------------------------------------------------- framework-default presets
 # torch.optim argument -> (dualnet argument, torch default). Values are translated below.
 _TORCH: dict[str, dict[str, Any]] = {
-    "sgd": {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
-            "nesterov": False},
-    "adagrad": {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0,
-                "initial_accumulator_value": 0.0, "eps": 1e-10},
-    "rmsprop": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
-                "centered": False},
-    "adam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
-             "amsgrad": False, "decoupled_weight_decay": False},
-    "adamw": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2,
-              "amsgrad": False},
-}  # fmt: skip
+    "sgd": {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False},
+    "adagrad": {
+        "lr": 1e-2,
+        "lr_decay": 0.0,
+        "weight_decay": 0.0,
+        "initial_accumulator_value": 0.0,
+        "eps": 1e-10,
+    },
+    "rmsprop": {
+        "lr": 1e-2,
+        "alpha": 0.99,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "momentum": 0.0,
+        "centered": False,
+    },
+    "adam": {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+        "decoupled_weight_decay": False,
+    },
+    "adamw": {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "weight_decay": 1e-2,
+        "amsgrad": False,
+    },
+}
 
 
 def from_torch_defaults(name: str, **torch_kwargs: Any) -> Optimizer:
@@ -758,41 +809,74 @@ def from_torch_defaults(name: str, **torch_kwargs: Any) -> Optimizer:
     unknown = sorted(set(torch_kwargs) - set(defaults))
     if unknown:
         raise bad_value(
-            unknown[0], torch_kwargs[unknown[0]],
+            unknown[0],
+            torch_kwargs[unknown[0]],
             f"one of torch.optim.{_lookup(name).__name__}'s supported arguments: "
-            f"{', '.join(defaults)}", where="from_torch_defaults",
-        )  # fmt: skip
+            f"{', '.join(defaults)}",
+            where="from_torch_defaults",
+        )
     a = {**defaults, **torch_kwargs}
     wd = a["weight_decay"]
     wd = None if isinstance(wd, int | float) and not isinstance(wd, bool) and wd == 0 else wd
     lr = a["lr"]
     if key == "sgd":
-        return SGD(lr, momentum=a["momentum"], nesterov=a["nesterov"], dampening=a["dampening"],
-                   momentum_form="torch", weight_decay=wd, weight_decay_mode="l2")  # fmt: skip
+        return SGD(
+            lr,
+            momentum=a["momentum"],
+            nesterov=a["nesterov"],
+            dampening=a["dampening"],
+            momentum_form="torch",
+            weight_decay=wd,
+            weight_decay_mode="l2",
+        )
     if key == "adagrad":
         decay = a["lr_decay"]
         if decay != 0:
             lr = schedules.InverseTimeDecay(lr, 1, decay)  # lr / (1 + (t-1)·lr_decay)
-        return Adagrad(lr, initial_accumulator_value=a["initial_accumulator_value"],
-                       epsilon=a["eps"], epsilon_placement="outside_sqrt", weight_decay=wd,
-                       weight_decay_mode="l2")  # fmt: skip
+        return Adagrad(
+            lr,
+            initial_accumulator_value=a["initial_accumulator_value"],
+            epsilon=a["eps"],
+            epsilon_placement="outside_sqrt",
+            weight_decay=wd,
+            weight_decay_mode="l2",
+        )
     if key == "rmsprop":
-        return RMSprop(lr, rho=a["alpha"], epsilon=a["eps"], momentum=a["momentum"],
-                       centered=a["centered"], epsilon_placement="outside_sqrt",
-                       momentum_form="torch", weight_decay=wd, weight_decay_mode="l2")  # fmt: skip
+        return RMSprop(
+            lr,
+            rho=a["alpha"],
+            epsilon=a["eps"],
+            momentum=a["momentum"],
+            centered=a["centered"],
+            epsilon_placement="outside_sqrt",
+            momentum_form="torch",
+            weight_decay=wd,
+            weight_decay_mode="l2",
+        )
     betas = a["betas"]
     if not isinstance(betas, tuple | list) or len(betas) != 2:
         raise bad_value("betas", betas, "a pair (beta_1, beta_2)", where="from_torch_defaults")
-    common = dict(beta_1=betas[0], beta_2=betas[1], epsilon=a["eps"], amsgrad=a["amsgrad"],
-                  epsilon_placement="sqrt_v_hat")  # fmt: skip
+    common = dict(
+        beta_1=betas[0],
+        beta_2=betas[1],
+        epsilon=a["eps"],
+        amsgrad=a["amsgrad"],
+        epsilon_placement="sqrt_v_hat",
+    )
     if key == "adamw":
         return AdamW(lr, weight_decay=0.0 if wd is None else wd, **common)
     mode = "decoupled" if a["decoupled_weight_decay"] else "l2"
     return Adam(lr, weight_decay=wd, weight_decay_mode=mode, **common)
 
 
-_KERAS_ONLY = ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-               "gradient_accumulation_steps", "name")  # fmt: skip
+_KERAS_ONLY = (
+    "use_ema",
+    "ema_momentum",
+    "ema_overwrite_frequency",
+    "loss_scale_factor",
+    "gradient_accumulation_steps",
+    "name",
+)
 
 
 def from_keras_defaults(name: str, **keras_kwargs: Any) -> Optimizer:
@@ -812,7 +896,10 @@ def from_keras_defaults(name: str, **keras_kwargs: Any) -> Optimizer:
     for k, v in keras_kwargs.items():
         if k not in keras_args:
             raise bad_value(
-                k, v, f"one of keras.optimizers.{cls.__name__}'s arguments that dualnet "
-                f"implements: {', '.join(sorted(keras_args))}", where="from_keras_defaults",
-            )  # fmt: skip
+                k,
+                v,
+                f"one of keras.optimizers.{cls.__name__}'s arguments that dualnet "
+                f"implements: {', '.join(sorted(keras_args))}",
+                where="from_keras_defaults",
+            )
     return cls(**keras_kwargs)

@@ -16,6 +16,8 @@ from dualnet.reference import activations as R
 @pytest.mark.parametrize("divergence", KNOWN, ids=[d.id for d in KNOWN])
 def test_native_divergence_still_present(divergence):
     error = divergence.probe()
+    if divergence.machine_dependent and error <= divergence.threshold:
+        pytest.skip(f"{divergence.id} does not show on this processor")
     assert error > divergence.threshold, (
         f"{divergence.api} no longer shows '{divergence.symptom}' (error {error:.3g} <= "
         f"{divergence.threshold:g}): the framework fixed it; review dualnet's workaround."

@@ -84,6 +84,29 @@ def status_of(comparisons: Mapping[str, Diff]) -> str:
     return "pass" if all(d.passed for d in comparisons.values()) else "FAIL"
 
 
+def three_way(
+    torch_value: Any, tf_value: Any, expected: Any, tolerance: tol.Tolerance, *,
+    cross_tolerance: tol.Tolerance | None = None, mask: np.ndarray | None = None,
+) -> dict[str, Diff]:  # fmt: skip
+    """The three comparisons of a row: torch~tensorflow, torch~ref, tensorflow~ref.
+
+    ``mask`` (e.g. kink points excluded from finite differences) applies to the reference
+    comparisons only: the two frameworks must agree with each other everywhere.
+    """
+    return {
+        "torch~tensorflow": compare(torch_value, tf_value, cross_tolerance or tolerance),
+        "torch~ref": compare(torch_value, expected, tolerance, mask=mask),
+        "tensorflow~ref": compare(tf_value, expected, tolerance, mask=mask),
+    }
+
+
+def kink_detail(mask: np.ndarray | None) -> str:
+    """The row detail saying how many points were compared across backends only."""
+    if mask is None or np.all(mask):
+        return ""
+    return f"{int(np.size(mask) - np.sum(mask))} kink point(s) compared across backends only"
+
+
 def case_seed(name: str) -> int:
     """A stable per-case seed (crc32 of the name), so every run sees the same inputs."""
     return zlib.crc32(name.encode())
@@ -118,6 +141,27 @@ class Case:
 
     def evaluate(self, dtype: str, device: str) -> list[Check]:
         raise NotImplementedError
+
+    def on_each_backend(
+        self, dtype: str, device: str, run: Callable[[str], Any], *, check: str = "forward"
+    ) -> dict[str, Any] | Check:
+        """``{backend: run(backend)}``, or the row that reports the first backend that raised.
+
+        In float16/bfloat16 a raising backend is a *skip* (the kernel may not exist on CPU);
+        in float32/float64 it is an *error*. Either way it is reported, never swallowed.
+        """
+        results: dict[str, Any] = {}
+        for backend in BACKENDS:
+            try:
+                results[backend] = run(backend)
+            except Exception as exc:
+                first = str(exc).splitlines()[0][:200] if str(exc) else ""
+                reason = f"{backend} raised {type(exc).__name__}: {first}"
+                if dtype in LOW_PRECISION:
+                    detail = f"unsupported in {dtype} on {backend} {device}: {reason}"
+                    return self.check(check, dtype, device, "skip", detail=detail)
+                return self.check(check, dtype, device, "error", detail=reason)
+        return results
 
     def check(self, check: str, dtype: str, device: str, status: str, **kw: Any) -> Check:
         return Check(
@@ -203,23 +247,14 @@ class FunctionCase(Case):
         rng = np.random.default_rng(case_seed(self.name) + 1)
         cotangent = round_to(rng.standard_normal(expected.shape), dtype) if wrt else None
 
-        results: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
-        for backend in BACKENDS:
-            try:
-                results[backend] = self.run_backend(backend, arrays, dtype, device, cotangent)
-            except Exception as exc:
-                status = "skip" if dtype in LOW_PRECISION else "error"
-                reason = f"{backend} raised {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                if status == "skip":
-                    reason = f"unsupported in {dtype} on {backend} {device}: {reason}"
-                return [self.check("forward", dtype, device, status, detail=reason)]
-
-        fwd_tol = self.forward_tolerance(dtype)
-        comparisons = {
-            "torch~tensorflow": compare(results["torch"][0], results["tensorflow"][0], fwd_tol),
-            "torch~ref": compare(results["torch"][0], expected, fwd_tol),
-            "tensorflow~ref": compare(results["tensorflow"][0], expected, fwd_tol),
-        }
+        results = self.on_each_backend(
+            dtype, device, lambda b: self.run_backend(b, arrays, dtype, device, cotangent)
+        )
+        if isinstance(results, Check):
+            return [results]
+        comparisons = three_way(
+            results["torch"][0], results["tensorflow"][0], expected, self.forward_tolerance(dtype)
+        )
         checks = [self.check("forward", dtype, device, status_of(comparisons),
                              comparisons=comparisons)]  # fmt: skip
         if not wrt:
@@ -234,15 +269,8 @@ class FunctionCase(Case):
             ref_tol = self.gradient_tolerance(dtype, reference=True)
             cross_tol = self.gradient_tolerance(dtype, reference=False)
             gt, gtf = results["torch"][1][i], results["tensorflow"][1][i]
-            comps = {
-                "torch~tensorflow": compare(gt, gtf, cross_tol),
-                "torch~ref": compare(gt, fd, ref_tol, mask=mask),
-                "tensorflow~ref": compare(gtf, fd, ref_tol, mask=mask),
-            }
-            detail = ""
-            if mask is not None and not np.all(mask):
-                excluded = int(np.size(mask) - np.sum(mask))
-                detail = f"{excluded} kink point(s) compared across backends only"
+            comps = three_way(gt, gtf, fd, ref_tol, cross_tolerance=cross_tol, mask=mask)
+            detail = kink_detail(mask)
             checks.append(self.check(f"grad[{name}]", dtype, device, status_of(comps),
                                      comparisons=comps, detail=detail))  # fmt: skip
         return checks

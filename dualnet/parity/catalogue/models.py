@@ -20,19 +20,19 @@ from typing import Any
 import numpy as np
 
 import dualnet as dn
-from dualnet._backend import BACKENDS, backend_module, use_backend
+from dualnet._backend import backend_module, use_backend
 from dualnet.parity import tolerance as tol
 from dualnet.parity.cases import (
-    LOW_PRECISION,
     Case,
     Check,
     case_seed,
     finite_difference,
+    kink_detail,
     register,
     round_to,
     status_of,
+    three_way,
 )
-from dualnet.parity.compare import compare
 from dualnet.reference import layers as R
 
 # Activations with kinks (where a finite difference is wrong), and where the kinks are.
@@ -177,21 +177,13 @@ class ModelCase(Case):
         x, weights, cotangent = self.sample(dtype)
         x64, w64, ct64 = _f64(x), [_f64(w) for w in weights], _f64(cotangent)
         expected = _f64(round_to(self.reference(x64, w64), dtype))
-        results: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
-        for backend in BACKENDS:
-            try:
-                results[backend] = self.run_backend(backend, x, weights, cotangent, dtype, device)
-            except Exception as exc:  # reported as a row, never swallowed silently
-                status = "skip" if dtype in LOW_PRECISION else "error"
-                reason = f"{backend} raised {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                return [self.check("forward", dtype, device, status, detail=reason)]
-
+        results = self.on_each_backend(
+            dtype, device, lambda b: self.run_backend(b, x, weights, cotangent, dtype, device)
+        )
+        if isinstance(results, Check):
+            return [results]
         fwd_tol = self.tolerance_for(dtype)
-        comparisons = {
-            "torch~tensorflow": compare(results["torch"][0], results["tensorflow"][0], fwd_tol),
-            "torch~ref": compare(results["torch"][0], expected, fwd_tol),
-            "tensorflow~ref": compare(results["tensorflow"][0], expected, fwd_tol),
-        }
+        comparisons = three_way(results["torch"][0], results["tensorflow"][0], expected, fwd_tol)
         checks = [self.check("forward", dtype, device, status_of(comparisons),
                              comparisons=comparisons)]  # fmt: skip
 
@@ -206,16 +198,8 @@ class ModelCase(Case):
             fd = _f64(round_to(finite_difference(reference, arrays, key, ct64, False), dtype))
             gt, gtf = results["torch"][1][i], results["tensorflow"][1][i]
             mask = masks[i]
-            comps = {
-                "torch~tensorflow": compare(gt, gtf, fwd_tol),
-                "torch~ref": compare(gt, fd, ref_tol, mask=mask),
-                "tensorflow~ref": compare(gtf, fd, ref_tol, mask=mask),
-            }
-            detail = ""
-            if not np.all(mask):
-                detail = (
-                    f"{int(mask.size - mask.sum())} kink point(s) compared across backends only"
-                )
+            comps = three_way(gt, gtf, fd, ref_tol, cross_tolerance=fwd_tol, mask=mask)
+            detail = kink_detail(mask)
             checks.append(self.check(f"grad[{label}]", dtype, device, status_of(comps),
                                      comparisons=comps, detail=detail))  # fmt: skip
         return checks

@@ -42,8 +42,7 @@ from dualnet import optimizers as O
 from dualnet import schedules as S
 from dualnet._backend import BACKENDS, backend_module, use_backend
 from dualnet.parity import tolerance as tol
-from dualnet.parity.cases import Case, case_seed, register, round_to, status_of
-from dualnet.parity.compare import compare
+from dualnet.parity.cases import Case, Check, case_seed, register, round_to, status_of, three_way
 from dualnet.reference import optimizers as R
 
 STEPS = 100
@@ -157,13 +156,14 @@ class OptimizerCase(Case):
         data64 = {k: np.asarray(v, dtype=np.float64) for k, v in data.items()}
         ref_hist, ref_loss, ref_states = self._reference(data64, self.steps)
 
-        runs = {}
-        for backend in BACKENDS:
-            try:
-                runs[backend] = self._run(backend, data, dtype, device, self.steps)
-            except Exception as exc:  # report, don't crash the catalogue
-                reason = f"{backend} raised {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                return [self.check("trajectory", dtype, device, "error", detail=reason)]
+        runs = self.on_each_backend(
+            dtype,
+            device,
+            lambda b: self._run(b, data, dtype, device, self.steps),
+            check="trajectory",
+        )
+        if isinstance(runs, Check):
+            return [runs]
 
         default = tol.default(dtype)
         long = self.trajectory_tolerance.get(dtype) or (
@@ -175,11 +175,7 @@ class OptimizerCase(Case):
 
         def row(check: str, actual: dict[str, np.ndarray], expected: np.ndarray, bound,
                 detail: str = ""):  # fmt: skip
-            comps = {
-                "torch~tensorflow": compare(actual["torch"], actual["tensorflow"], bound),
-                "torch~ref": compare(actual["torch"], expected, bound),
-                "tensorflow~ref": compare(actual["tensorflow"], expected, bound),
-            }
+            comps = three_way(actual["torch"], actual["tensorflow"], expected, bound)
             checks.append(self.check(check, dtype, device, status_of(comps), comparisons=comps,
                                      detail=detail))  # fmt: skip
 
