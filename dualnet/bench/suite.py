@@ -1,0 +1,308 @@
+"""The benchmark definitions: every kernel written once against dualnet's neutral spec.
+
+Groups:
+
+* ``activation``: every activation in :mod:`dualnet.activations` on ``(rows, 256..4096)``
+  tensors, from latency-bound (1 Ki elements) to bandwidth-bound (16 Mi elements = 64 MiB in
+  float32, twice the 32 MiB L3 of the reference machine).
+* ``dense``: :class:`dualnet.layers.Dense` (no activation) from the tutorial's 3→3 layer at batch
+  1 to 2048×2048 weights at batch 1024, where the machine's compute peak matters.
+* ``loss``: every loss class of :mod:`dualnet.losses` (the cross-entropies both on
+  probabilities and on logits) on ``(batch, classes)``.
+* ``model``: forward and forward+backward (gradients of every parameter) of the tutorial's
+  3-3-2-2 network and of a 784-512-512-10 MLP, built with ``dn.Sequential``. A training step
+  (optimizer update) is not benchmarked yet: dualnet has no training loop yet.
+* ``overhead``: the same two networks through dualnet and written by hand in plain torch / plain
+  Keras with the same weights, timed side by side.
+
+Work per call: FLOPs count multiply-adds as 2 and only the matmuls (bias adds and activations
+are ignored); bytes count one read of every input element and one write of every output
+element, the least any implementation must move.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dualnet import _ops
+from dualnet._backend import backend_module
+from dualnet.bench.kernels import Kernel, Setup, Unavailable, Workload
+
+# The tutorial network: 3 inputs, Dense(3), Dense(2), Dense(2), sigmoid units (as in the
+# classic backpropagation tutorials), one sample per call.
+TUTORIAL = {"widths": (3, 3, 2, 2), "activation": "sigmoid", "batch": 1}
+MLP = {"widths": (784, 512, 512, 10), "activation": "relu", "batch": 256}
+
+
+def _require(module: str) -> Any:
+    """Import a dualnet module the kernel needs; missing -> :class:`Unavailable`."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise Unavailable(f"{module} is not available: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=4)
+def _normal(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> np.ndarray:
+    """Standard-normal float32 input, drawn once per shape and seed and shared by the backends
+    (drawing 8 Mi normals takes longer than timing the kernel in --quick). Never modified:
+    every backend tensor is a copy (see :func:`_tensor`)."""
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32) * scale
+
+
+def _tensor(array: np.ndarray, dtype: str) -> Any:
+    """A native tensor of the active backend on the current device (created once, untimed)."""
+    t = _ops.tensor(array, dtype)
+    if _ops.tensor_backend(t) == "torch" and t.device.type == "cpu":
+        # torch.as_tensor aliases the numpy buffer (malloc'd, 16-byte aligned); a clone gets
+        # torch's own 64-byte-aligned memory, like any tensor torch computes, and TF's copy.
+        t = t.clone()
+    return t
+
+
+# ----------------------------------------------------------------------------- activations
+
+ACTIVATION_SHAPES = ((4, 256), (256, 1024), (4096, 4096))
+QUICK_ACTIVATION_SHAPES = ((4, 256), (2048, 4096))
+
+
+def activation_names() -> list[str]:
+    """Every activation once (aliases such as ``swish`` = ``silu`` are skipped)."""
+    from dualnet import activations
+
+    seen: dict[Any, str] = {}
+    for name in activations.NAMES:
+        seen.setdefault(activations.get(name), name)
+    return list(seen.values())
+
+
+def _activation_kernel(name: str, shape: tuple[int, int], modes: tuple[str, ...]) -> Kernel:
+    def build(setup: Setup) -> Workload:
+        from dualnet import activations
+
+        x = _normal(shape, setup.seed, 3.0)  # ±3σ = ±9 spans every kink and saturation
+        return Workload(fn=activations.get(name), args=(_tensor(x, setup.dtype),))
+
+    n = shape[0] * shape[1]
+    # "linear" is the identity: it returns its input and moves no data, so it times the
+    # dispatch overhead alone and gets no GB/s.
+    moved = None if name == "linear" else 2 * n
+    return Kernel(group="activation", name=name, shape=shape, build=build,
+                  elements_moved=moved, modes=modes)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- dense
+
+DENSE_SHAPES = ((1, 3, 3), (64, 256, 256), (256, 1024, 1024), (1024, 2048, 2048))
+QUICK_DENSE_SHAPES = ((1, 3, 3), (64, 256, 256), (512, 1024, 1024))
+
+
+def _dense_kernel(batch: int, fin: int, fout: int) -> Kernel:
+    def build(setup: Setup) -> Workload:
+        layers = _require("dualnet.layers")
+        _seed(setup.seed)
+        layer = layers.Dense(fout, dtype=setup.dtype)
+        x = _tensor(setup.rng().standard_normal((batch, fin), dtype=np.float32), setup.dtype)
+        layer(x)  # build and realise on the active backend and device, outside the clock
+        return Workload(fn=layer, args=(x,))
+
+    return Kernel(group="dense", name="Dense", shape=(batch, fin, fout), build=build,
+                  flops=2 * batch * fin * fout, note="shape = (batch, in, out)")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- losses
+
+LOSS_SHAPES = ((32, 10), (4096, 1000))
+QUICK_LOSS_SHAPES = ((32, 10), (1024, 1000))
+# (kernel name, class name, constructor kwargs, what y_pred holds)
+LOSSES: tuple[tuple[str, str, dict[str, Any], str], ...] = (
+    ("MeanSquaredError", "MeanSquaredError", {}, "real"),
+    ("MeanAbsoluteError", "MeanAbsoluteError", {}, "real"),
+    ("Huber", "Huber", {}, "real"),
+    ("SmoothL1", "SmoothL1", {}, "real"),
+    ("BinaryCrossentropy", "BinaryCrossentropy", {}, "probabilities"),
+    ("BinaryCrossentropy(logits)", "BinaryCrossentropy", {"from_logits": True}, "logits"),
+    ("CategoricalCrossentropy", "CategoricalCrossentropy", {}, "softmax"),
+    ("CategoricalCrossentropy(logits)", "CategoricalCrossentropy", {"from_logits": True},
+     "logits"),
+    ("SparseCategoricalCrossentropy", "SparseCategoricalCrossentropy", {}, "softmax"),
+    ("SparseCategoricalCrossentropy(logits)", "SparseCategoricalCrossentropy",
+     {"from_logits": True}, "logits"),
+)  # fmt: skip
+
+
+def _loss_inputs(kind: str, cls: str, shape: tuple[int, int], rng: np.random.Generator):
+    batch, classes = shape
+    z = rng.standard_normal(shape, dtype=np.float32)
+    if kind == "real":
+        return rng.standard_normal(shape, dtype=np.float32), z
+    labels = rng.integers(0, classes, size=batch)
+    if cls == "SparseCategoricalCrossentropy":
+        y_true = labels.astype(np.int64)
+    elif cls == "CategoricalCrossentropy":
+        y_true = np.eye(classes, dtype=np.float32)[labels]
+    else:
+        y_true = (rng.random(shape) < 0.5).astype(np.float32)
+    if kind == "probabilities":
+        z = 1 / (1 + np.exp(-z))
+    elif kind == "softmax":
+        z = np.exp(z - z.max(-1, keepdims=True))
+        z /= z.sum(-1, keepdims=True)
+    return y_true, z
+
+
+def _loss_kernel(name: str, cls: str, kwargs: dict[str, Any], kind: str,
+                 shape: tuple[int, int], modes: tuple[str, ...]) -> Kernel:  # fmt: skip
+    def build(setup: Setup) -> Workload:
+        losses = _require("dualnet.losses")
+        loss = getattr(losses, cls)(**kwargs)
+        y_true, y_pred = _loss_inputs(kind, cls, shape, setup.rng())
+        t_dtype = "int64" if y_true.dtype.kind == "i" else setup.dtype
+        return Workload(fn=loss, args=(_tensor(y_true, t_dtype), _tensor(y_pred, setup.dtype)))
+
+    n = shape[0] * shape[1]
+    return Kernel(group="loss", name=name, shape=shape, build=build, elements_moved=2 * n,
+                  modes=modes)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def _seed(seed: int) -> None:
+    """Same weights on both backends: dualnet's initializers draw from its global generator."""
+    importlib.import_module("dualnet.random").set_random_seed(seed)
+    layers = importlib.import_module("dualnet.layers")
+    layers.reset_names()
+
+
+def _dualnet_model(spec: dict[str, Any], dtype: str) -> Any:
+    models = _require("dualnet.models")
+    layers = _require("dualnet.layers")
+    widths = spec["widths"]
+    stack = [layers.Dense(w, activation=spec["activation"], dtype=dtype) for w in widths[1:-1]]
+    stack.append(layers.Dense(widths[-1], dtype=dtype))  # linear output layer (logits)
+    return models.Sequential([models.Input((widths[0],), dtype=dtype), *stack])
+
+
+def native_parameters(model: Any, backend: str) -> list[Any]:
+    """The native trainable parameters of a dualnet model (or layer), in layer order."""
+    native = getattr(model, "native", None)
+    if native is None:
+        raise Unavailable(f"{type(model).__name__} exposes no native object (.native)")
+    if backend == "torch":
+        return list(native.parameters())
+    return list(native.trainable_variables)
+
+
+def _torch_native(spec: dict[str, Any], weights: Sequence[np.ndarray], setup: Setup) -> Any:
+    """The same network written by hand in plain torch (nn.Sequential of nn.Linear)."""
+    import torch
+
+    widths = spec["widths"]
+    act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[spec["activation"]]
+    modules: list[torch.nn.Module] = []
+    for i, (fin, fout) in enumerate(itertools.pairwise(widths)):
+        modules.append(torch.nn.Linear(fin, fout))
+        if i < len(widths) - 2:
+            modules.append(act())
+    net = torch.nn.Sequential(*modules)
+    linears = [m for m in modules if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for lin, kernel, bias in zip(linears, weights[0::2], weights[1::2], strict=True):
+            lin.weight.copy_(torch.as_tensor(np.ascontiguousarray(kernel.T)))  # (in,out)->(out,in)
+            lin.bias.copy_(torch.as_tensor(bias))
+    dtype = backend_module("torch").core.native_dtype(setup.dtype)
+    return net.to(device=setup.device, dtype=dtype)
+
+
+def _keras_native(spec: dict[str, Any], weights: Sequence[np.ndarray], setup: Setup) -> Any:
+    """The same network written by hand in plain Keras (keras.Sequential of Dense)."""
+    import keras
+
+    widths = spec["widths"]
+    stack: list[Any] = [keras.Input((widths[0],), dtype=setup.dtype)]
+    for w in widths[1:-1]:
+        stack.append(keras.layers.Dense(w, activation=spec["activation"], dtype=setup.dtype))
+    stack.append(keras.layers.Dense(widths[-1], dtype=setup.dtype))
+    net = keras.Sequential(stack)
+    net.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
+    return net
+
+
+def _model_kernel(name: str, spec: dict[str, Any], pass_: str, compare: str) -> Kernel:
+    widths, batch = spec["widths"], spec["batch"]
+
+    def build(setup: Setup) -> Workload:
+        _seed(setup.seed)
+        model = _dualnet_model(spec, setup.dtype)
+        x_np = setup.rng().standard_normal((batch, widths[0]), dtype=np.float32)
+        x = _tensor(x_np, setup.dtype)
+        model(x)  # realise on the active backend/device, outside the clock
+        fn, params = model, None
+        if setup.impl == "native":
+            weights = [w.astype(np.float32) for w in model.get_weights()]
+            fn = (_torch_native if setup.backend == "torch" else _keras_native)(
+                spec, weights, setup
+            )
+            _check_same(model(x), fn(x), setup)
+            if pass_ == "forward+backward":
+                params = (
+                    list(fn.parameters()) if setup.backend == "torch"
+                    else list(fn.trainable_variables)
+                )  # fmt: skip
+        elif pass_ == "forward+backward":
+            params = native_parameters(model, setup.backend)
+        return Workload(fn=fn, args=(x,), params=params)
+
+    pairs = list(itertools.pairwise(widths))
+    forward = sum(2 * batch * a * b for a, b in pairs)
+    # Backward: weight gradients cost one forward; input gradients one forward less the first
+    # layer's (nobody asks for the gradient of the data).
+    backward = forward + (forward - 2 * batch * pairs[0][0] * pairs[0][1])
+    flops = forward if pass_ == "forward" else forward + backward
+    return Kernel(group="model" if compare == "backends" else "overhead", name=name,
+                  shape=(batch, *widths), build=build, flops=flops, pass_=pass_,
+                  compare=compare, note="shape = (batch, *layer widths)")  # fmt: skip
+
+
+def _check_same(ours: Any, theirs: Any, setup: Setup) -> None:
+    """The hand-written network must compute what dualnet's does, or the timing compares
+    different work."""
+    a = np.asarray(_ops.to_numpy(ours), dtype=np.float64)
+    b = np.asarray(_ops.to_numpy(theirs), dtype=np.float64)
+    tol = 1e-4 if setup.dtype in ("float32", "float64") else 5e-2
+    if a.shape != b.shape or not np.allclose(a, b, rtol=tol, atol=tol):
+        raise AssertionError(
+            f"hand-written {setup.backend} network disagrees with dualnet's "
+            f"(max |diff| {np.max(np.abs(a - b)) if a.shape == b.shape else 'shape'}); "
+            "overhead comparison refused"
+        )
+
+
+# ----------------------------------------------------------------------------- the suite
+
+
+def kernels(quick: bool = False) -> list[Kernel]:
+    """Every kernel of the suite. ``quick=True``: fewer, smaller shapes, and the activations
+    and losses in eager mode only (tracing and XLA-compiling ~60 small kernels would take most
+    of the minute ``--quick`` has); Dense and the models keep both modes."""
+    out: list[Kernel] = []
+    small_modes = ("eager",) if quick else ("eager", "compiled")
+    for name in activation_names():
+        for shape in QUICK_ACTIVATION_SHAPES if quick else ACTIVATION_SHAPES:
+            out.append(_activation_kernel(name, shape, small_modes))
+    for b, i, o in QUICK_DENSE_SHAPES if quick else DENSE_SHAPES:
+        out.append(_dense_kernel(b, i, o))
+    for shape in QUICK_LOSS_SHAPES if quick else LOSS_SHAPES:
+        out += [_loss_kernel(n, c, kw, kind, shape, small_modes) for n, c, kw, kind in LOSSES]
+    for compare in ("backends", "overhead"):
+        for name, spec in (("tutorial", TUTORIAL), ("mlp", MLP)):
+            for pass_ in ("forward", "forward+backward"):
+                out.append(_model_kernel(name, spec, pass_, compare))
+    return out
