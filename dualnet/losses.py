@@ -528,8 +528,10 @@ class SparseCategoricalCrossentropy(Loss):
         k = ps[axis]
         native = _ops.tensor(y_true)  # refuses the other framework's tensors
         kind = _dtype_of(native, "y_true", where)
-        labels = _ops.to_numpy(native)  # labels are checked on the host (range, integrality)
         expected = ps[:axis] + ps[axis + 1 :]
+        if _ops.backend().core.is_symbolic(native):
+            return self._traced_values(native, p, expected, axis, where)
+        labels = _ops.to_numpy(native)  # labels are checked on the host (range, integrality)
         if labels.shape == (*ps[:axis], 1, *ps[axis + 1 :]):  # (..., 1) labels: squeezed
             labels = labels.reshape(expected)
         if labels.shape != expected:
@@ -556,6 +558,26 @@ class SparseCategoricalCrossentropy(Loss):
             epsilon=EPSILON, valid=None if valid is None else _ops.tensor(valid),
         )  # fmt: skip
         return values, None if valid is None else int(valid.sum())
+
+    def _traced_values(self, native, p, expected, axis, where):
+        """Inside tf.function / torch.compile the labels' values are not on the host, so the
+        range and integrality checks (eager only) are skipped; the arithmetic is the same."""
+        core = _ops.backend().core
+        if _shape(native) == (*expected[:axis], 1, *expected[axis:]):  # (..., 1) labels: squeezed
+            native = core.reshape(native, expected)
+        if _shape(native) != tuple(expected):
+            want = f"labels of shape {expected} (y_pred's shape without axis {axis})"
+            raise _shape_error(where, _shape(native), _shape(p), want)
+        labels = core.convert_to_tensor(native, "int64")
+        valid = count = None
+        if self.ignore_class is not None:
+            valid = labels != self.ignore_class
+            count = core.count_nonzero(valid)
+            labels = labels * core.convert_to_tensor(valid, "int64")  # ignored rows read class 0
+        values = _losses().sparse_categorical_crossentropy(
+            labels, p, from_logits=self.from_logits, axis=axis, epsilon=EPSILON, valid=valid
+        )
+        return values, count
 
 
 # --------------------------------------------------------------------------- functional forms

@@ -389,3 +389,23 @@ def test_functional_forms_return_per_sample_values(backend):
     assert _np(L.mean_squared_error(t, t + 1.0)).shape == (2, 3)
     assert _np(L.categorical_crossentropy(np.ones((2, 3)) / 3, np.ones((2, 3)))).shape == (2,)
     assert L.MeanSquaredError().call(t, t).shape == (2, 3)
+
+
+@pytest.mark.parametrize("ignore_class", [None, 2])
+def test_sparse_categorical_traced_matches_eager(ignore_class):
+    """Inside tf.function the host-side label checks are skipped; the value is unchanged."""
+    from dualnet._backend import backend_module
+
+    backend_module("tensorflow")
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 1.0, (6, 4))
+    p /= p.sum(-1, keepdims=True)
+    y = np.array([0, 3, 1, 2, 2, 1])
+    loss = dn.losses.SparseCategoricalCrossentropy(ignore_class=ignore_class)
+    with dn.use_backend("tensorflow"):
+        eager = float(loss(y, p))
+        traced = tf.function(lambda a, b: loss(a, b))
+        assert float(traced(tf.constant(y), tf.constant(p))) == eager
+        assert float(traced(tf.constant(y[:, None]), tf.constant(p))) == eager

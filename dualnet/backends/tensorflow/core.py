@@ -50,6 +50,19 @@ def is_tensor(x: Any) -> bool:
     return tf.is_tensor(x) or isinstance(x, tf.Variable)
 
 
+def is_symbolic(x: Any) -> bool:
+    """True for a graph tensor inside tf.function (values are not known on the host)."""
+    return bool(tf.is_symbolic_tensor(x))
+
+
+def reshape(x: tf.Tensor, shape: tuple[int, ...]) -> tf.Tensor:
+    return tf.reshape(x, shape)
+
+
+def count_nonzero(x: tf.Tensor) -> tf.Tensor:
+    return tf.math.count_nonzero(x)
+
+
 def cuda_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 

@@ -38,6 +38,19 @@ def is_tensor(x: Any) -> bool:
     return isinstance(x, torch.Tensor)
 
 
+def is_symbolic(x: Any) -> bool:
+    """True while torch.compile traces (values are not known on the host)."""
+    return bool(torch.compiler.is_compiling())
+
+
+def reshape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    return x.reshape(shape)
+
+
+def count_nonzero(x: torch.Tensor) -> torch.Tensor:
+    return torch.count_nonzero(x)
+
+
 def cuda_available() -> bool:
     return torch.cuda.is_available()
 
