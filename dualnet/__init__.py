@@ -38,6 +38,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "random": ("dualnet.random", None),
     "dtypes": ("dualnet.dtypes", None),
     "figures": ("dualnet.figures", None),
+    "metrics": ("dualnet.metrics", None),
+    "training": ("dualnet.training", None),
     "optimizers": ("dualnet.optimizers", None),
     "schedules": ("dualnet.schedules", None),
     "Input": ("dualnet.models", "Input"),

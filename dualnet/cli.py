@@ -1,10 +1,13 @@
-"""The ``dualnet`` command line: ``dualnet parity`` runs the parity catalogue."""
+"""The ``dualnet`` command line: ``dualnet parity`` runs the parity catalogue, ``dualnet bench``
+the benchmarks (``dualnet bench --help``), ``dualnet plot`` draws the figures."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+
+from dualnet.dtypes import FLOAT_DTYPES
 
 
 def _parity(args: argparse.Namespace) -> int:
@@ -23,9 +26,10 @@ def _parity(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     print("Worst torch-vs-TensorFlow error per family and dtype:")
-    print(tabulate(report.summary_by_family(),
-                   headers=("family", "dtype", "checks", "max abs", "max rel", "where"),
+    print(tabulate(report.summary_by_family(), headers=report.SUMMARY_HEADERS,
                    disable_numparse=True))  # fmt: skip
+    if not args.k and not args.family:
+        _print_divergences()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts().items()))
     print(f"\n{len(report.checks)} checks in {report.seconds:.1f}s: {counts}")
     for check in report.failures:
@@ -36,13 +40,50 @@ def _parity(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _print_divergences() -> None:
+    """The native ops known to depart from the math, each measured now, and dualnet's answer."""
+    from tabulate import tabulate
+
+    from dualnet.parity.divergences import measure
+
+    rows = [
+        [d.id, d.api, d.dtype, f"{e:.2g}" if isinstance(e, float) else e, d.dualnet]
+        for d, e in measure()
+    ]
+    print("\nNative ops that depart from the math (measured now); dualnet works around each:")
+    print(tabulate(rows, headers=("id", "native API", "dtype", "native error", "dualnet does"),
+                   maxcolwidths=[None, 28, None, None, 48], disable_numparse=True))  # fmt: skip
+
+
+_FIGURES = ("activations", "training", "gradients")
+
+
+def _plot(args: argparse.Namespace) -> int:
+    """Write the requested figures as DIR/<name>.png."""
+    from pathlib import Path
+
+    from dualnet import figures
+
+    draw = {"activations": figures.activation_curves, "training": figures.training_curves,
+            "gradients": figures.gradient_norms}  # fmt: skip
+    unknown = [name for name in args.figures if name not in _FIGURES]
+    if unknown:
+        print(f"dualnet plot: unknown figure {unknown[0]!r}; choose from "
+              f"{', '.join(_FIGURES)}", file=sys.stderr)  # fmt: skip
+        return 2
+    for name in args.figures or _FIGURES:
+        path = draw[name](Path(args.out) / f"{name}.png")
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dualnet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("parity", help="run the parity catalogue (torch vs tf.keras vs float64)")
     p.add_argument("-k", help="select cases like pytest -k, e.g. 'relu and float32'")
     p.add_argument("--json", metavar="PATH", help="also write every measurement as JSON")
-    p.add_argument("--dtype", action="append", choices=("float32", "float64", "float16", "bfloat16"),
+    p.add_argument("--dtype", action="append", choices=FLOAT_DTYPES,
                    help="only this dtype (repeatable)")  # fmt: skip
     p.add_argument("--family", action="append", help="only this family (repeatable)")
     p.add_argument("--device", default="all", choices=("cpu", "cuda", "all"),
@@ -50,10 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failures-only", action="store_true", help="print only failing rows")
     p.add_argument("-q", "--quiet", action="store_true", help="summary only, no progress")
     p.set_defaults(func=_parity)
+    p = sub.add_parser("plot", help="draw figures: activations, training curves, gradient "
+                       "norms (torch vs tf.keras)")  # fmt: skip
+    # No `choices=` with nargs="*": argparse would check the empty default against them.
+    p.add_argument("figures", nargs="*", metavar="FIGURE",
+                   help=f"one or more of {', '.join(_FIGURES)} (default: all)")  # fmt: skip
+    p.add_argument("--out", default=".", metavar="DIR", help="directory for <figure>.png")
+    p.set_defaults(func=_plot)
+    # Listed here for `dualnet --help`; main() hands everything after `bench` to the bench
+    # command's own parser (dualnet.bench.cli, shared with benchmarks/run.py).
+    sub.add_parser("bench", add_help=False, help="time kernels on torch and tf.keras "
+                   "(`dualnet bench --help`; `dualnet bench compare OLD NEW`)")  # fmt: skip
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from dualnet.bench.cli import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

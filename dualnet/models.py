@@ -135,7 +135,7 @@ class Model:
         self = object.__new__(cls)
         state = {
             "_tracked": {}, "_name": None, "_backend": None, "_native": None,
-            "_build_input_shape": None, "_trace": None, "_init_args": None,
+            "_build_input_shape": None, "_trace": None, "_init_args": None, "_compiled": None,
         }  # fmt: skip
         for key, value in state.items():
             object.__setattr__(self, key, value)
@@ -390,6 +390,89 @@ class Model:
         if isinstance(batches[0], list):
             return [np.concatenate([b[i] for b in batches]) for i in range(len(batches[0]))]
         return np.concatenate(batches)
+
+    # -- training (dualnet/training.py; Note [Keras semantics of fit]) ------------------------
+
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
+                metrics: Sequence[Any] | None = None) -> None:  # fmt: skip
+        """Configure the model for training, as Keras's ``compile``.
+
+        Args:
+            optimizer: a name (``"adam"``; default ``"rmsprop"``, as Keras), an
+                :class:`~dualnet.optimizers.Optimizer` (used by this model only) or a config dict.
+            loss: a name (``"mse"``, ``"categorical_crossentropy"``: the loss class with the
+                default ``sum_over_batch_size`` reduction), a :class:`~dualnet.losses.Loss`, or
+                a callable ``fn(y_true, y_pred)``.
+            metrics: names or :class:`~dualnet.metrics.Metric` objects; ``"accuracy"`` picks
+                binary/categorical/sparse accuracy from the shapes, as Keras.
+        """
+        from dualnet import training
+
+        training.compile(self, optimizer=optimizer, loss=loss, metrics=metrics)
+
+    @property
+    def optimizer(self) -> Any:
+        """The compiled optimizer (None before ``compile``)."""
+        return None if self._compiled is None else self._compiled.optimizer
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    def fit(self, x: Any = None, y: Any = None, *, batch_size: int | None = None,
+            epochs: int = 1, verbose: Any = "auto", shuffle: bool = True,
+            validation_data: Any = None, seed: int | None = None) -> Any:  # fmt: skip
+        """Train for ``epochs`` passes over ``(x, y)``; returns a Keras-style ``History``.
+
+        Args:
+            x, y: inputs and targets with one row per sample (numpy or this backend's tensors).
+            batch_size: samples per update (default 32); the last batch may be smaller.
+            epochs: passes over the data.
+            verbose: 0 silent, 1 (``"auto"``) progress bar and one line per epoch, 2 the line.
+            shuffle: draw a new sample order each epoch.
+            validation_data: ``(x_val, y_val)``, evaluated after every epoch (``val_*`` keys).
+            seed: seeds the batch order; the same seed gives the same batches on both
+                backends (default: drawn from dualnet's global generator).
+
+        Returns:
+            :class:`dualnet.training.History` (``.history``, ``.epoch``, ``.params``,
+            ``.orders``).
+
+        Raises:
+            dualnet.errors.NonFiniteError: a loss, gradient or weight became NaN/inf; the
+                failing update is not applied (Note [Non-finite values stop training]).
+        """
+        from dualnet import training
+
+        return training.fit(
+            self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, shuffle=shuffle,
+            validation_data=validation_data, seed=seed,
+        )  # fmt: skip
+
+    def evaluate(self, x: Any = None, y: Any = None, *, batch_size: int | None = None,
+                 verbose: Any = "auto", return_dict: bool = False) -> Any:  # fmt: skip
+        """The loss (a float), or ``[loss, *metrics]``, or a dict with ``return_dict=True``."""
+        from dualnet import training
+
+        return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
+                                 return_dict=return_dict)  # fmt: skip
+
+    def train_step(self, x: Any, y: Any) -> dict[str, float]:
+        """One optimizer update on the batch ``(x, y)``, for custom loops.
+
+        Returns ``{"loss": batch loss, "<metric>": batch value}`` (the values *before* the
+        update). Raises :class:`dualnet.errors.NonFiniteError` without updating when a value is
+        non-finite.
+        """
+        from dualnet import training
+
+        return training.train_step(self, x, y)
+
+    def test_step(self, x: Any, y: Any) -> dict[str, float]:
+        """Loss and metrics of one batch, without updating anything."""
+        from dualnet import training
+
+        return training.test_step(self, x, y)
 
     # -- config -----------------------------------------------------------------------------
 

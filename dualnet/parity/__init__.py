@@ -4,16 +4,50 @@
     report = parity.run(k="relu and float32")
     print(report.table())
 
-See :mod:`dualnet.parity.cases` (Note [Parity cases]) for what a case is and
-:mod:`dualnet.parity.tolerance` for the tolerance policy.
+    print(parity.compare(model, x, y, loss="mse"))      # where do the backends part ways?
+    print(parity.compare_training(model, x, y, loss="mse", optimizer="adam", steps=100))
+
+See :mod:`dualnet.parity.cases` (Note [Parity cases]) for what a case is,
+:mod:`dualnet.parity.tolerance` for the tolerance policy and :mod:`dualnet.parity.locate` for
+the divergence locator.
 """
 
+from typing import Any
+
 from dualnet.parity.cases import Case, Check, FunctionCase
-from dualnet.parity.compare import Diff, compare
+from dualnet.parity.compare import Diff
+from dualnet.parity.compare import compare as compare_arrays
+from dualnet.parity.locate import (
+    ModelReport,
+    TrainingReport,
+    compare_model,
+    compare_training,
+    layer_outputs,
+)
 from dualnet.parity.runner import Report, available_devices, run, select
 from dualnet.parity.tolerance import Tolerance
 
+
+def compare(*args: Any, **kwargs: Any) -> Any:
+    """Two forms under one name.
+
+    * ``compare(model, x, y=None, loss=None, *, other=None, tolerance=None)`` with a dualnet
+      model first: the divergence locator, :func:`dualnet.parity.locate.compare_model`
+      (a :class:`ModelReport`).
+    * ``compare(actual, expected, tolerance, *, mask=None)`` with arrays: the element-wise
+      comparison, :func:`dualnet.parity.compare.compare` (a :class:`Diff`; also available as
+      ``compare_arrays``).
+    """
+    first = args[0] if args else kwargs.get("model", kwargs.get("actual"))
+    from dualnet.models import Model
+
+    if isinstance(first, Model):
+        return compare_model(*args, **kwargs)
+    return compare_arrays(*args, **kwargs)
+
+
 __all__ = [
-    "Case", "Check", "Diff", "FunctionCase", "Report", "Tolerance", "available_devices",
-    "compare", "run", "select",
+    "Case", "Check", "Diff", "FunctionCase", "ModelReport", "Report", "Tolerance",
+    "TrainingReport", "available_devices", "compare", "compare_arrays", "compare_model",
+    "compare_training", "layer_outputs", "run", "select",
 ]  # fmt: skip

@@ -5,6 +5,6 @@ One plain function per spec entry, named like the spec (in the style of JAX's
 disagree, this is the arbiter.
 """
 
-from dualnet.reference import activations, initializers, layers, losses, optimizers
+from dualnet.reference import activations, initializers, layers, losses, optimizers, training
 
-__all__ = ["activations", "initializers", "layers", "losses", "optimizers"]
+__all__ = ["activations", "initializers", "layers", "losses", "optimizers", "training"]

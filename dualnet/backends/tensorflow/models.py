@@ -11,10 +11,12 @@ each weight; names are dualnet's, passed explicitly, so Keras's own name counter
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from dualnet._backend import use_backend
 from dualnet.backends.tensorflow import layers as _layers
@@ -90,3 +92,27 @@ def trainable_params(model: Any) -> list[Any]:
 def canonical_grads(model: Any, grads: Sequence[Any]) -> list[Any]:
     """Keras's layout is canonical: the gradients as they are."""
     return list(grads)
+
+
+def value_and_grads(
+    compute: Callable[[], tuple[Any, Any]], params: Sequence[Any]
+) -> tuple[Any, Any, list[Any]]:
+    """``loss, outputs = compute()`` and ``∂loss/∂params`` (unused variables get zeros).
+
+    Eager ``GradientTape``, watching exactly ``params`` (no ``tf.function``: the neutral loss
+    code validates shapes and labels on the host, which a traced graph could not do, and eager
+    execution keeps the kernels the same as in every other parity check).
+    """
+    params = list(params)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        for p in params:
+            tape.watch(p)
+        loss, outputs = compute()
+    grads = tape.gradient(loss, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return loss, outputs, list(grads)
+
+
+def finite_flags(tensors: Sequence[Any]) -> np.ndarray:
+    """Per tensor, whether every element is finite; one device-to-host transfer for all."""
+    flags = tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+    return flags.numpy()

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -98,3 +99,25 @@ def canonical_grads(model: Any, grads: Sequence[torch.Tensor]) -> list[torch.Ten
         out.extend(_layers.canonical_grads(layer.native, grads[start : start + n]))
         start += n
     return out
+
+
+def value_and_grads(
+    compute: Callable[[], tuple[torch.Tensor, Any]], params: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, Any, list[torch.Tensor]]:
+    """``loss, outputs = compute()`` and ``∂loss/∂params`` (native layout; unused: zeros).
+
+    The training loop's only autograd call: one forward pass, one ``torch.autograd.grad``
+    (no ``.grad`` fields are written, so nothing accumulates between steps).
+    """
+    with torch.enable_grad():
+        loss, outputs = compute()
+        grads = torch.autograd.grad(loss, list(params), allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+    return loss.detach(), outputs, grads
+
+
+def finite_flags(tensors: Sequence[torch.Tensor]) -> np.ndarray:
+    """Per tensor, whether every element is finite; one device-to-host transfer for all."""
+    with torch.no_grad():
+        flags = torch.stack([torch.isfinite(t).all() for t in tensors])
+    return flags.cpu().numpy()

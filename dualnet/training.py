@@ -1,0 +1,578 @@
+"""The training loop: ``compile`` / ``fit`` / ``evaluate`` / ``train_step``, Keras-style, neutral.
+
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=32, epochs=10, validation_data=(xv, yv), seed=0)
+    history.history    # {"loss": [...], "accuracy": [...], "val_loss": [...], ...}
+
+Everything here is backend-neutral. Per backend there are only three calls
+(``backends/<name>/models.py``): :func:`trainable_params` (the native variables in canonical
+order), ``value_and_grads`` (one forward pass and its gradients) and ``finite_flags``; the
+update itself is :mod:`dualnet.optimizers`' rule, also written once. So on both backends a
+step is the same sequence: forward → loss → gradients → finiteness check → optimizer update.
+
+Note [Keras semantics of fit]
+-----------------------------
+* **Batches.** Each epoch draws a permutation of the samples from a numpy ``PCG64`` generator
+  seeded once per ``fit`` (``seed=``; without it a seed is drawn from dualnet's global
+  generator, so :func:`dualnet.set_random_seed` makes runs repeatable). The orders are recorded
+  in ``history.orders``: with the same seed, torch and TensorFlow see identical batches in the
+  identical order. ``shuffle=False`` keeps the sample order. The last, partial batch is used.
+* **Reported loss and metrics.** The epoch's ``loss`` is the mean of the batch losses weighted by
+  batch size (Keras's ``Mean`` loss tracker); metrics are averaged over every sample of the
+  epoch (see :mod:`dualnet.metrics`). Both are measured *during* the epoch, on the weights each
+  batch saw before its update, as in Keras. Validation runs after each epoch on the final
+  weights (``val_`` keys).
+* **History keys**: ``"loss"``, one per metric (the name given to ``compile``), then
+  ``"val_loss"`` and ``"val_<metric>"`` with ``validation_data``. Identical on both backends.
+* **String losses** (``"mse"``, ``"categorical_crossentropy"``...) become the loss *class*
+  with its default ``sum_over_batch_size`` reduction, as Keras wraps them.
+
+Note [Non-finite values stop training]
+--------------------------------------
+Before each update the loss, every gradient and every weight are checked (one
+device-to-host transfer). If any is NaN or ±inf, the update is **not** applied and
+:class:`dualnet.errors.NonFiniteError` is raised, naming the step (the optimizer's
+``iterations + 1``), the epoch and batch, what went non-finite first (loss, gradient of a named
+weight, or a weight that an earlier update overflowed) and the loss value. The weights and
+optimizer state are left exactly as before the failing step; in ``fit`` the error carries the
+History of the completed epochs (``err.history``). dualnet raises where Keras would silently
+train on (or stop via the ``TerminateOnNaN`` callback *after* the NaN update): a NaN is never
+written into the weights by a gradient. (A finite gradient times a huge learning rate can still
+overflow a weight within one update; that is caught at the start of the next step, which then
+reports ``what="weight"`` and the step whose update overflowed.)
+
+Performance: steps run eagerly on both backends. A ``tf.function`` around the TensorFlow
+gradient computation was not used: dualnet's losses validate labels on the host (integral,
+in range), which a traced graph cannot do, and eager kernels keep the float64 parity exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from dualnet import losses as _losses
+from dualnet import metrics as _metrics
+from dualnet import optimizers as _optimizers
+from dualnet import random as _random
+from dualnet._backend import backend_module, use_backend
+from dualnet._ops import tensor_backend, to_numpy
+from dualnet.errors import NonFiniteError, bad_type, bad_value
+
+__all__ = [
+    "History", "NonFiniteError", "batch_orders", "canonical_optimizer_state", "compile",
+    "evaluate", "fit", "resolve_loss", "test_step", "train_step", "value_and_gradients",
+]  # fmt: skip
+
+DEFAULT_BATCH_SIZE = 32  # Keras's fit/evaluate default
+
+# Functional loss forms -> the class Keras's compile would wrap them in (reduction
+# sum_over_batch_size), so a string loss gives a scalar.
+_LOSS_CLASSES: dict[Callable[..., Any], type[_losses.Loss]] = {
+    _losses.mean_squared_error: _losses.MeanSquaredError,
+    _losses.mean_absolute_error: _losses.MeanAbsoluteError,
+    _losses.huber: _losses.Huber,
+    _losses.smooth_l1: _losses.SmoothL1,
+    _losses.binary_crossentropy: _losses.BinaryCrossentropy,
+    _losses.categorical_crossentropy: _losses.CategoricalCrossentropy,
+    _losses.sparse_categorical_crossentropy: _losses.SparseCategoricalCrossentropy,
+}
+
+
+class History:
+    """What ``fit`` returns (Keras's ``History``).
+
+    Attributes:
+        history: ``{key: [value per epoch]}`` with keys ``loss``, metrics, ``val_*``.
+        epoch: the epoch indices (0-based, as Keras).
+        params: ``{"epochs", "steps", "batch_size", "seed", "verbose"}``.
+        orders: per epoch, the sample order used (numpy int64 arrays; dualnet's addition, so
+            two runs can be shown to have seen the same batches).
+    """
+
+    def __init__(self, params: dict[str, Any]):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.params = dict(params)
+        self.orders: list[np.ndarray] = []
+        self.model: Any = None
+
+    def _append(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self) -> str:
+        return f"<History epochs={len(self.epoch)} keys={list(self.history)}>"
+
+
+# ------------------------------------------------------------------------------------ compile
+
+
+@dataclasses.dataclass
+class Compiled:
+    """A model's training configuration (``model.compile``) and its runtime caches."""
+
+    optimizer: _optimizers.Optimizer
+    loss: Callable[..., Any] | None
+    metric_specs: list[_metrics.Metric | str]
+    metrics: list[_metrics.Metric] | None = None  # resolved on the first batch
+    params: list[Any] | None = None  # native variables, cached on the first step
+
+
+def resolve_loss(loss: Any) -> Callable[..., Any] | None:
+    """A loss for ``compile``: a name (``"mse"``, ``"CategoricalCrossentropy"``), a
+    :class:`~dualnet.losses.Loss`, a config dict, or a callable ``fn(y_true, y_pred)`` returning
+    a scalar or per-sample values (then averaged, as Keras's ``sum_over_batch_size``)."""
+    if loss is None:
+        return None
+    fn = _losses.get(loss)  # unknown names raise here
+    if fn in _LOSS_CLASSES:
+        return _LOSS_CLASSES[fn]()
+    if isinstance(fn, _losses.Loss):
+        return fn
+    return _UserLoss(fn)
+
+
+class _UserLoss:
+    """A custom loss callable; non-scalar results are averaged (``sum_over_batch_size``)."""
+
+    def __init__(self, fn: Callable[..., Any]):
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "loss")
+
+    def __call__(self, y_true: Any, y_pred: Any) -> Any:
+        values = self.fn(y_true, y_pred)
+        if len(tuple(values.shape)) == 0:
+            return values
+        backend = backend_module(tensor_backend(values))
+        return backend.losses.reduce(values, None, "sum_over_batch_size", math.prod(values.shape))
+
+
+def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,
+            metrics: Sequence[Any] | None = None) -> None:  # fmt: skip
+    """Configure ``model`` for training (see :meth:`dualnet.Model.compile`). Everything is
+    validated before the model changes."""
+    where = f"{model._where()}.compile"
+    try:
+        opt = _optimizers.get(optimizer)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    if opt.built:
+        raise bad_value("optimizer", opt, "an optimizer not yet used with other variables "
+                        "(give each model its own, e.g. type(opt).from_config(opt.get_config()))",
+                        where=where)  # fmt: skip
+    try:
+        loss_fn = resolve_loss(loss)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    if metrics is None:
+        metrics = []
+    if isinstance(metrics, str) or not isinstance(metrics, list | tuple):
+        raise bad_type("metrics", metrics, "a list of metric names or Metric objects", where=where)
+    try:
+        specs = [_metrics.get(m) for m in metrics]
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    names = [m if isinstance(m, str) else m.name for m in specs]
+    for key in ("loss", *names):
+        if names.count(key) > (0 if key == "loss" else 1):
+            raise bad_value("metrics", list(metrics), "metrics with distinct names, none called "
+                            "'loss'", where=where)  # fmt: skip
+    object.__setattr__(model, "_compiled", Compiled(opt, loss_fn, specs))
+
+
+def _compiled(model: Any, where: str, *, need_loss: bool = True) -> Compiled:
+    c = model._compiled
+    if c is None:
+        raise ValueError(
+            f"{model._where()}.{where}: the model is not compiled; call "
+            "model.compile(optimizer=..., loss=...) first."
+        )
+    if need_loss and c.loss is None:
+        raise ValueError(f"{model._where()}.{where}: compile() was given no loss.")
+    return c
+
+
+# --------------------------------------------------------------------------------- one step
+
+
+def _native_inputs(model: Any, x: Any, where: str) -> tuple[Any, list[Any]]:
+    """``x`` as the model takes it (a native tensor, or a list for several inputs)."""
+    xs, single = model._split_inputs(x)
+    backend = model._backend
+    for item in xs:
+        model._check_tensor(item, backend)
+    core = backend_module(backend).core
+    tensors = [core.convert_to_tensor(item) for item in xs]
+    return (tensors[0] if single else tensors), tensors
+
+
+def _ensure_built(model: Any, x: Any, where: str) -> None:
+    if not model.built:  # a subclassed model (or Sequential without Input) builds on first call
+        with backend_module().models.inference():
+            model(x)
+
+
+def _forward_loss(model: Any, c: Compiled, x: Any, y: Any) -> Callable[[], tuple[Any, Any]]:
+    def compute() -> tuple[Any, Any]:
+        outputs = model(x)
+        if isinstance(outputs, list):
+            raise NotImplementedError(
+                f"{model._where()}: training a model with several outputs is not supported yet."
+            )
+        return c.loss(y, outputs), outputs
+
+    return compute
+
+
+def _metric_logs(c: Compiled, y: Any, outputs: Any) -> dict[str, np.ndarray]:
+    if not c.metric_specs:
+        return {}
+    if c.metrics is None:
+        c.metrics = [_metrics.resolve(m, y, outputs) for m in c.metric_specs]
+    pred = to_numpy(outputs)
+    return {m.name: m(to_numpy(y), pred) for m in c.metrics}
+
+
+def _param_names(model: Any) -> list[str]:
+    return [w.path for w in model.trainable_weights]
+
+
+def _step(model: Any, c: Compiled, x: Any, y: Any, *, epoch: int | None = None,
+          batch: int | None = None) -> tuple[float, dict[str, np.ndarray]]:  # fmt: skip
+    """One update; returns the batch loss and per-sample metric values. Applies nothing if a
+    value is non-finite (Note [Non-finite values stop training])."""
+    B = backend_module(model._backend).models
+    if c.params is None:
+        c.params = B.trainable_params(model)
+        c.optimizer.build(c.params)
+    params = c.params
+    with use_backend(model._backend):
+        loss, outputs, grads = B.value_and_grads(_forward_loss(model, c, x, y), params)
+        flags = B.finite_flags([loss, *grads, *params])
+        value = float(to_numpy(loss))
+        if not flags.all():
+            _raise_nonfinite(model, c, flags, value, epoch, batch)
+        logs = _metric_logs(c, y, outputs)
+        c.optimizer.apply(grads, params)
+    return value, logs
+
+
+def _raise_nonfinite(model: Any, c: Compiled, flags: np.ndarray, loss: float,
+                     epoch: int | None, batch: int | None) -> None:  # fmt: skip
+    names = _param_names(model)
+    n = len(names)
+    grad_bad = [names[i] for i in range(n) if not flags[1 + i]]
+    weight_bad = [names[i] for i in range(n) if not flags[1 + n + i]]
+    step = c.optimizer.iterations + 1
+    where = f"step {step}" + (f" (epoch {epoch}, batch {batch})" if epoch is not None else "")
+    if weight_bad:
+        what, parameter = "weight", weight_bad[0]
+        cause = (
+            f"weight {parameter!r} is already non-finite"
+            + (f": the update of step {step - 1} overflowed it (the learning rate may be too "
+               "large)" if step > 1 else " (it was loaded that way)")
+        )  # fmt: skip
+    elif not flags[0]:
+        what, parameter = "loss", grad_bad[0] if grad_bad else None
+        cause = f"the loss is {loss}" + (
+            f"; first non-finite gradient: {parameter!r}" if parameter else ""
+        )
+    else:
+        what, parameter = "gradient", grad_bad[0]
+        cause = f"the gradient of {parameter!r} is non-finite (the loss is {loss})"
+    raise NonFiniteError(
+        f"{model._where()}: training stopped at {where}: {cause}. The update was not applied; "
+        f"the weights and optimizer state are those from before step {step}.",
+        step=step, what=what, parameter=parameter, loss=loss, epoch=epoch, batch=batch,
+    )  # fmt: skip
+
+
+def train_step(model: Any, x: Any, y: Any) -> dict[str, float]:
+    """One optimizer update on the batch ``(x, y)`` (see :meth:`dualnet.Model.train_step`)."""
+    c = _compiled(model, "train_step")
+    _ensure_built(model, x, "train_step")
+    xn, _ = _native_inputs(model, x, "train_step")
+    yn = backend_module(model._backend).core.convert_to_tensor(_labels(y))
+    loss, metric_values = _step(model, c, xn, yn)
+    return {"loss": loss, **{k: float(np.mean(v)) for k, v in metric_values.items()}}
+
+
+def test_step(model: Any, x: Any, y: Any) -> dict[str, float]:
+    """Loss and metrics of one batch, without gradients or updates."""
+    c = _compiled(model, "test_step")
+    _ensure_built(model, x, "test_step")
+    xn, _ = _native_inputs(model, x, "test_step")
+    yn = backend_module(model._backend).core.convert_to_tensor(_labels(y))
+    loss, metric_values = _test_batch(model, c, xn, yn)
+    return {"loss": loss, **{k: float(np.mean(v)) for k, v in metric_values.items()}}
+
+
+def _test_batch(model: Any, c: Compiled, x: Any, y: Any) -> tuple[float, dict[str, np.ndarray]]:
+    with use_backend(model._backend), backend_module(model._backend).models.inference():
+        loss, outputs = _forward_loss(model, c, x, y)()
+        return float(to_numpy(loss)), _metric_logs(c, y, outputs)
+
+
+def _labels(y: Any) -> Any:
+    return y if tensor_backend(y) is not None else np.asarray(y)
+
+
+# ------------------------------------------------------------------------------ fit/evaluate
+
+
+def _check_positive_int(value: Any, argument: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise bad_type(argument, value, "a positive int", where=where)
+    if value <= 0:
+        raise bad_value(argument, value, "a positive int", where=where)
+    return int(value)
+
+
+def _check_verbose(verbose: Any, where: str) -> int:
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise bad_value("verbose", verbose, "0, 1, 2 or 'auto'", where=where)
+    return int(verbose)
+
+
+def _host_data(model: Any, x: Any, y: Any, where: str) -> tuple[list[np.ndarray], bool, Any, int]:
+    """Validated numpy inputs (a list, one per model input), labels, and the sample count."""
+    if y is None:
+        raise bad_value("y", None, "the targets (an array with one row per sample)", where=where)
+    xs, single = model._split_inputs(x)
+    backend = model._backend
+    for item in [*xs, y]:
+        if backend is not None:
+            model._check_tensor(item, backend)
+    xs = [to_numpy(item) if tensor_backend(item) else np.asarray(item) for item in xs]
+    y = to_numpy(y) if tensor_backend(y) else np.asarray(y)
+    for i, item in enumerate(xs):
+        if item.ndim == 0:
+            raise bad_value("x" if single else f"x[{i}]", item, "an array with a batch dimension",
+                            where=where)  # fmt: skip
+    if y.ndim == 0:
+        raise bad_value("y", y, "an array with a batch dimension", where=where)
+    sizes = [len(item) for item in xs]
+    if len(set(sizes)) != 1 or sizes[0] != len(y):
+        shown = sizes[0] if single else sizes
+        raise ValueError(
+            f"{where}: x and y must have the same number of samples; got x with {shown} and y "
+            f"with {len(y)} samples."
+        )
+    if len(y) == 0:
+        raise bad_value("x", "0 samples", "at least one sample", where=where)
+    return xs, single, y, len(y)
+
+
+def batch_orders(n: int, batch_size: int, epochs: int, *, shuffle: bool,
+                 seed: int) -> list[np.ndarray]:  # fmt: skip
+    """Per epoch, the order in which ``fit`` visits the ``n`` samples: a permutation drawn from
+    ``numpy.random.default_rng(seed)`` (one generator for the whole fit, one draw per epoch),
+    or ``arange(n)`` without shuffling. Batches are consecutive slices of ``batch_size``."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(n) if shuffle else np.arange(n) for _ in range(epochs)]
+
+
+def _slices(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def fit(model: Any, x: Any = None, y: Any = None, *, batch_size: int | None = None,
+        epochs: int = 1, verbose: Any = "auto", shuffle: bool = True,
+        validation_data: Any = None, seed: int | None = None) -> History:  # fmt: skip
+    """Train ``model`` (see :meth:`dualnet.Model.fit` and Note [Keras semantics of fit])."""
+    where = f"{model._where()}.fit"
+    c = _compiled(model, "fit")
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    batch_size = _check_positive_int(batch_size, "batch_size", where)
+    epochs = _check_positive_int(epochs, "epochs", where)
+    verbose = _check_verbose(verbose, where)
+    if not isinstance(shuffle, bool):
+        raise bad_type("shuffle", shuffle, "a bool", where=where)
+    seed = _random.check_seed(seed, argument="seed")
+    if seed is None:
+        seed = _random.draw_seed()
+    xs, single, y_host, n = _host_data(model, x, y, where)
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+            raise bad_type("validation_data", validation_data, "a tuple (x_val, y_val)",
+                           where=where)  # fmt: skip
+        val = _host_data(model, validation_data[0], validation_data[1], where + " (validation)")
+    _ensure_built(model, [item[:1] for item in xs] if not single else xs[0][:1], where)
+    core = backend_module(model._backend).core
+
+    orders = batch_orders(n, batch_size, epochs, shuffle=shuffle, seed=seed)
+    steps = math.ceil(n / batch_size)
+    history = History({"epochs": epochs, "steps": steps, "batch_size": batch_size,
+                       "seed": seed, "verbose": verbose})  # fmt: skip
+    history.model = model
+    progress = _Progress(verbose, epochs, steps)
+    try:
+        for epoch, order in enumerate(orders):
+            history.orders.append(order)
+            progress.epoch_start(epoch)
+            loss_mean = _metrics.Mean()
+            means: dict[str, _metrics.Mean] = {}
+            for b, idx in enumerate(_slices(order, batch_size)):
+                xb = [core.convert_to_tensor(item[idx]) for item in xs]
+                yb = core.convert_to_tensor(y_host[idx])
+                try:
+                    loss, values = _step(model, c, xb[0] if single else xb, yb,
+                                         epoch=epoch + 1, batch=b + 1)  # fmt: skip
+                except NonFiniteError as exc:
+                    exc.history = history
+                    raise
+                loss_mean.update(loss, weight=len(idx))  # batch mean x batch size (Keras)
+                for k, v in values.items():
+                    means.setdefault(k, _metrics.Mean()).update(v)
+                progress.batch_end(b, loss_mean.result())
+            logs = {"loss": loss_mean.result(), **{k: m.result() for k, m in means.items()}}
+            if val is not None:
+                val_logs = _evaluate_host(model, c, *val, batch_size)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            history._append(epoch, logs)
+            progress.epoch_end(epoch, logs)
+    finally:
+        progress.close()
+    return history
+
+
+def _evaluate_host(model: Any, c: Compiled, xs: list[np.ndarray], single: bool, y: np.ndarray,
+                   n: int, batch_size: int) -> dict[str, float]:  # fmt: skip
+    core = backend_module(model._backend).core
+    loss_mean = _metrics.Mean()
+    means: dict[str, _metrics.Mean] = {}
+    for start in range(0, n, batch_size):
+        xb = [core.convert_to_tensor(item[start : start + batch_size]) for item in xs]
+        yb = core.convert_to_tensor(y[start : start + batch_size])
+        loss, values = _test_batch(model, c, xb[0] if single else xb, yb)
+        loss_mean.update(loss, weight=len(y[start : start + batch_size]))
+        for k, v in values.items():
+            means.setdefault(k, _metrics.Mean()).update(v)
+    return {"loss": loss_mean.result(), **{k: m.result() for k, m in means.items()}}
+
+
+def evaluate(model: Any, x: Any = None, y: Any = None, *, batch_size: int | None = None,
+             verbose: Any = "auto", return_dict: bool = False) -> Any:  # fmt: skip
+    """Loss (and metrics) on ``(x, y)``, batch-size-weighted means over all samples.
+
+    Returns, as Keras: the loss as a float when there are no metrics, else
+    ``[loss, *metrics]``; with ``return_dict=True``, ``{"loss": ..., "<metric>": ...}``.
+    """
+    where = f"{model._where()}.evaluate"
+    c = _compiled(model, "evaluate")
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    batch_size = _check_positive_int(batch_size, "batch_size", where)
+    verbose = _check_verbose(verbose, where)
+    if not isinstance(return_dict, bool):
+        raise bad_type("return_dict", return_dict, "a bool", where=where)
+    xs, single, y_host, n = _host_data(model, x, y, where)
+    _ensure_built(model, [item[:1] for item in xs] if not single else xs[0][:1], where)
+    logs = _evaluate_host(model, c, xs, single, y_host, n, batch_size)
+    if verbose:
+        print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+# ------------------------------------------------------------------------ helpers for parity
+
+
+def value_and_gradients(model: Any, x: Any, y: Any, loss: Any) -> tuple[float, list[np.ndarray]]:
+    """The loss of ``model`` on ``(x, y)`` and its gradient for every trainable weight, as
+    float64-free numpy arrays in canonical layout (in the order of ``model.trainable_weights``).
+    Nothing is updated."""
+    loss_fn = resolve_loss(loss)
+    if loss_fn is None:
+        raise bad_value("loss", None, "a loss")
+    _ensure_built(model, x, "value_and_gradients")
+    B = backend_module(model._backend).models
+    xn, _ = _native_inputs(model, x, "value_and_gradients")
+    yn = backend_module(model._backend).core.convert_to_tensor(_labels(y))
+    c = Compiled(optimizer=None, loss=loss_fn, metric_specs=[])  # type: ignore[arg-type]
+    with use_backend(model._backend):
+        value, _, grads = B.value_and_grads(_forward_loss(model, c, xn, yn),
+                                            B.trainable_params(model))  # fmt: skip
+        grads = B.canonical_grads(model, grads)
+        return float(to_numpy(value)), [np.array(to_numpy(g)) for g in grads]
+
+
+def canonical_optimizer_state(model: Any) -> dict[str, list[np.ndarray]]:
+    """The compiled optimizer's state per slot, each array in canonical layout (torch stores a
+    Dense kernel, and so its slots, as ``(out, in)``; they are transposed like gradients)."""
+    c = _compiled(model, "canonical_optimizer_state", need_loss=False)
+    state = c.optimizer.state()
+    if not state:
+        return {}
+    B = backend_module(model._backend).models
+    # canonical_grads only transposes/reshapes per layer, so it maps numpy slots just as well.
+    return {k: [np.asarray(a) for a in B.canonical_grads(model, v)] for k, v in state.items()}
+
+
+# ---------------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """Keras-like progress: ``verbose=1`` a rich progress bar per epoch and a summary line,
+    ``verbose=2`` the summary line only, ``verbose=0`` nothing."""
+
+    def __init__(self, verbose: int, epochs: int, steps: int):
+        self.verbose, self.epochs, self.steps = verbose, epochs, steps
+        self._bar: Any = None
+        self._task: Any = None
+        self._start = 0.0
+        self._last = 0.0
+        self._console: Any = None
+        if verbose:
+            import rich.console
+
+            self._console = rich.console.Console(highlight=False)
+
+    def epoch_start(self, epoch: int) -> None:
+        self._start = time.perf_counter()
+        if self.verbose == 1:
+            import rich.progress as rp
+
+            self._bar = rp.Progress(
+                rp.TextColumn(f"Epoch {epoch + 1}/{self.epochs}"), rp.BarColumn(),
+                rp.MofNCompleteColumn(), rp.TimeElapsedColumn(), rp.TextColumn("{task.fields[l]}"),
+                console=self._console, transient=True,
+            )  # fmt: skip
+            self._task = self._bar.add_task("", total=self.steps, l="")
+            self._bar.start()
+
+    def batch_end(self, batch: int, loss: float) -> None:
+        if self._bar is None:
+            return
+        now = time.perf_counter()
+        # Re-rendering the loss text on every batch would cost more than a small step.
+        if now - self._last > 0.1 or batch + 1 == self.steps:
+            self._bar.update(self._task, completed=batch + 1, l=f"loss: {loss:.4f}")
+            self._last = now
+        else:
+            self._bar.advance(self._task)
+
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.close()
+        if self.verbose:
+            seconds = time.perf_counter() - self._start
+            parts = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            self._console.print(
+                f"Epoch {epoch + 1}/{self.epochs} - {self.steps} steps - {seconds:.2f}s - {parts}"
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

@@ -1,0 +1,439 @@
+"""Training: compile/fit/evaluate/train_step, metrics, bad input, the NaN stop, the divergence
+locator and the figures (100-step parity itself is in test_parity.py, family "training")."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+import dualnet as dn
+from dualnet import losses, metrics, optimizers, schedules, training
+from dualnet.errors import NonFiniteError
+from dualnet.reference import training as R
+
+ACTS = ("relu", "sigmoid", "softmax")  # the seed tutorial: 3 -> 3 -> 2 -> 2
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(10, 3))
+Y = np.eye(2)[RNG.integers(0, 2, 10)]
+
+
+class Tutorial(dn.Model):
+    def __init__(self, dtype="float32"):
+        super().__init__(name="tutorial")
+        self.d1 = dn.layers.Dense(3, activation="relu", dtype=dtype)
+        self.d2 = dn.layers.Dense(2, activation="sigmoid", dtype=dtype)
+        self.d3 = dn.layers.Dense(2, activation="softmax", dtype=dtype)
+
+    def call(self, inputs):
+        return self.d3(self.d2(self.d1(inputs)))
+
+
+def build(kind="sequential", backend="torch", dtype="float64", seed=0):
+    """The tutorial network with the same names and weights on every call."""
+    dn.models.clear_session()
+    dn.set_random_seed(seed)
+    with dn.use_backend(backend):
+        layers = [dn.layers.Dense(u, activation=a, dtype=dtype)
+                  for u, a in zip((3, 2, 2), ACTS, strict=True)]  # fmt: skip
+        if kind == "sequential":
+            return dn.Sequential([dn.Input(shape=(3,), dtype=dtype), *layers], name="tutorial")
+        if kind == "functional":
+            inputs = x = dn.Input(shape=(3,), dtype=dtype)
+            for layer in layers:
+                x = layer(x)
+            return dn.Model(inputs, x, name="tutorial")
+        model = Tutorial(dtype)
+        model(X[:1])
+        return model
+
+
+def reference_fit(weights, batches, lr, x=X, y=Y):
+    """Per-step losses and final weights of plain SGD, float64 numpy."""
+    opt = optimizers.serialize(optimizers.SGD(lr))
+    cce = losses.serialize(losses.CategoricalCrossentropy())
+    return R.train(x, y, weights, ACTS, cce, opt, batches)
+
+
+def errors_on_both(fn):
+    """The error message ``fn(backend)`` raises on each backend (they must be equal)."""
+    messages = {}
+    for backend in dn.BACKENDS:
+        with pytest.raises((ValueError, TypeError, NonFiniteError)) as info:
+            fn(backend)
+        messages[backend] = f"{type(info.value).__name__}: {info.value}"
+    assert messages["torch"] == messages["tensorflow"], messages
+    return messages["torch"]
+
+
+# ------------------------------------------------------------------------------------ fit
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+def test_fit_history_matches_reference_on_both_backends(kind):
+    """Same keys, same numbers (float64) on both backends, and the numpy reference's numbers:
+    the epoch loss is the batch-size-weighted mean of the batch losses (batches of 4, 4, 2)."""
+    histories = {}
+    for backend in dn.BACKENDS:
+        model = build(kind, backend)
+        weights = model.get_weights()
+        model.compile(optimizer=optimizers.SGD(0.5), loss="categorical_crossentropy",
+                      metrics=["accuracy", "mae"])  # fmt: skip
+        h = model.fit(X, Y, batch_size=4, epochs=3, seed=7, verbose=0,
+                      validation_data=(X[:5], Y[:5]))  # fmt: skip
+        histories[backend] = (h, model.get_weights())
+    (ht, wt), (hf, wf) = histories["torch"], histories["tensorflow"]
+    assert list(ht.history) == list(hf.history) == [
+        "loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae"]  # fmt: skip
+    assert ht.epoch == hf.epoch == [0, 1, 2]
+    for key in ht.history:
+        np.testing.assert_allclose(ht.history[key], hf.history[key], rtol=1e-13, err_msg=key)
+    batches = [o[i : i + 4] for o in training.batch_orders(10, 4, 3, shuffle=True, seed=7)
+               for i in (0, 4, 8)]  # fmt: skip
+    ref_loss, ref_hist, _ = reference_fit(weights, batches, 0.5)
+    sizes = np.array([len(b) for b in batches]).reshape(3, 3)
+    epoch_loss = (np.array(ref_loss).reshape(3, 3) * sizes).sum(axis=1) / 10
+    np.testing.assert_allclose(ht.history["loss"], epoch_loss, rtol=1e-12)
+    for got_t, got_f, want in zip(wt, wf, ref_hist[-1], strict=True):
+        np.testing.assert_allclose(got_t, want, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(got_f, want, rtol=1e-12, atol=1e-14)
+
+
+def test_same_seed_same_batches_on_both_backends():
+    orders = {}
+    for backend in dn.BACKENDS:
+        model = build("sequential", backend)
+        model.compile("sgd", "mse")
+        orders[backend] = model.fit(X, Y, batch_size=3, epochs=4, seed=3, verbose=0).orders
+    expected = training.batch_orders(10, 3, 4, shuffle=True, seed=3)
+    for a, b, e in zip(orders["torch"], orders["tensorflow"], expected, strict=True):
+        np.testing.assert_array_equal(a, e)
+        np.testing.assert_array_equal(b, e)
+    assert not all(np.array_equal(a, b) for a, b in itertools.pairwise(expected))
+    other = training.batch_orders(10, 3, 4, shuffle=True, seed=4)
+    assert not all(np.array_equal(a, b) for a, b in zip(expected, other, strict=True))
+    np.testing.assert_array_equal(
+        training.batch_orders(10, 3, 2, shuffle=False, seed=3)[1], np.arange(10)
+    )
+
+
+def test_global_seed_makes_unseeded_fit_repeatable(backend):
+    runs = []
+    for _ in range(2):
+        model = build("sequential", backend)  # also calls dn.set_random_seed(0)
+        model.compile("sgd", "mse")
+        runs.append(model.fit(X, Y, batch_size=3, epochs=2, verbose=0))
+    assert runs[0].params["seed"] == runs[1].params["seed"]
+    np.testing.assert_array_equal(runs[0].orders[1], runs[1].orders[1])
+
+
+def test_train_step_is_one_reference_update(backend):
+    model = build("sequential", backend)
+    weights = model.get_weights()
+    model.compile(optimizer=optimizers.SGD(0.3), loss="categorical_crossentropy",
+                  metrics=["acc"])  # fmt: skip
+    logs = model.train_step(X, Y)
+    ref_loss, ref_hist, _ = reference_fit(weights, [np.arange(10)], 0.3)
+    assert set(logs) == {"loss", "acc"}
+    assert logs["loss"] == pytest.approx(ref_loss[0], rel=1e-13)
+    for got, want in zip(model.get_weights(), ref_hist[0], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    assert model.optimizer.iterations == 1
+
+
+def test_evaluate_forms_and_state_in_canonical_layout():
+    results, states = {}, {}
+    for backend in dn.BACKENDS:
+        model = build("sequential", backend)
+        model.compile(optimizer=optimizers.Adam(0.01), loss="categorical_crossentropy",
+                      metrics=["accuracy"])  # fmt: skip
+        model.fit(X, Y, batch_size=5, epochs=2, seed=0, verbose=0)
+        results[backend] = model.evaluate(X, Y, batch_size=3, verbose=0)
+        assert model.evaluate(X, Y, verbose=0, return_dict=True) == pytest.approx(
+            dict(zip(["loss", "accuracy"], results[backend], strict=True)), rel=1e-12
+        )
+        states[backend] = training.canonical_optimizer_state(model)
+        shapes = [s.shape for s in states[backend]["momentum"]]
+        assert shapes == [w.shape for w in model.weights]  # (in, out) kernels on torch too
+    np.testing.assert_allclose(results["torch"], results["tensorflow"], rtol=1e-13)
+    for k in states["torch"]:
+        for a, b in zip(states["torch"][k], states["tensorflow"][k], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    plain = build("sequential", "torch")
+    plain.compile("sgd", "mse")
+    assert isinstance(plain.evaluate(X, Y, verbose=0), float)
+
+
+def test_verbose_output(backend, capsys):
+    model = build("sequential", backend)
+    model.compile("sgd", "mse", metrics=["mse"])
+    model.fit(X, Y, epochs=2, batch_size=4, verbose=0)
+    assert capsys.readouterr().out == ""
+    model.fit(X, Y, epochs=2, batch_size=4, verbose=2)
+    out = capsys.readouterr().out
+    assert "Epoch 1/2 - 3 steps" in out and "Epoch 2/2" in out and "mse: " in out
+    model.fit(X, Y, epochs=1, batch_size=4, verbose=1)  # the rich bar (not a terminal here)
+    assert "Epoch 1/1" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------- metrics
+
+
+@pytest.mark.parametrize(
+    ("metric", "y_true", "y_pred", "expected", "cls"),
+    [
+        ("accuracy", [[0, 1], [1, 0], [0, 1]], [[0.2, 0.8], [0.3, 0.7], [0.5, 0.5]],
+         [1, 0, 0], metrics.CategoricalAccuracy),  # ties go to the first class
+        ("accuracy", [1, 0, 1], [[0.2, 0.8], [0.3, 0.7], [0.9, 0.1]], [1, 0, 0],
+         metrics.SparseCategoricalAccuracy),
+        ("acc", [[1], [0], [1]], [[0.2, 0.8], [0.6, 0.4], [0.9, 0.1]], [1, 1, 0],
+         metrics.SparseCategoricalAccuracy),  # a (B, 1) label column is sparse
+        ("accuracy", [[1], [0], [1]], [[0.5], [0.2], [0.51]], [0, 1, 1],
+         metrics.BinaryAccuracy),  # strict "> 0.5"
+        ("binary_accuracy", [[1, 0], [0, 0]], [[0.9, 0.9], [0.1, 0.2]], [0.5, 1.0],
+         metrics.BinaryAccuracy),  # multi-label: mean over the last axis
+        ("mae", [[1.0, 2.0], [0.0, 0.0]], [[0.0, 0.0], [1.0, -3.0]], [1.5, 2.0],
+         metrics.MeanAbsoluteError),
+        ("mse", [[1.0, 2.0], [0.0, 0.0]], [[0.0, 0.0], [1.0, -3.0]], [2.5, 5.0],
+         metrics.MeanSquaredError),
+    ],
+)  # fmt: skip
+def test_metric_values(metric, y_true, y_pred, expected, cls):
+    spec = metrics.resolve(metrics.get(metric), np.asarray(y_true), np.asarray(y_pred))
+    assert type(spec) is cls and spec.name == metric
+    np.testing.assert_array_equal(spec(y_true, y_pred), expected)
+
+
+def test_epoch_metrics_are_sample_weighted(backend):
+    """Keras's Mean: the epoch accuracy is over all samples, not the mean of batch means."""
+    model = build("sequential", backend)
+    model.compile(optimizer=optimizers.SGD(0.0), loss="categorical_crossentropy",
+                  metrics=["accuracy", "mse"])  # fmt: skip
+    h = model.fit(X, Y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    p = model.predict(X)
+    assert h.history["accuracy"][0] == pytest.approx(np.mean(p.argmax(1) == Y.argmax(1)))
+    assert h.history["mse"][0] == pytest.approx(np.mean((p - Y) ** 2), rel=1e-13)
+    ref = dn.reference.losses.categorical_crossentropy(Y, p).mean()
+    assert h.history["loss"][0] == pytest.approx(ref, rel=1e-13)
+
+
+# -------------------------------------------------------------------------------- bad input
+
+
+def _compiled(backend, **kwargs):
+    model = build("sequential", backend)
+    model.compile(**{"optimizer": "sgd", "loss": "categorical_crossentropy", **kwargs})
+    return model
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        (lambda b: _compiled(b, optimizer="adamax"), "Unknown optimizer 'adamax'"),
+        (lambda b: _compiled(b, optimizer=optimizers.SGD(-0.1)), "learning_rate=-0.1"),
+        (lambda b: _compiled(b, loss="hinge"), "Unknown loss 'hinge'"),
+        (lambda b: _compiled(b, metrics=["f1"]), "Unknown metric 'f1'"),
+        (lambda b: _compiled(b, metrics="accuracy"), "metrics="),
+        (lambda b: _compiled(b).fit(X, Y[:7], verbose=0), "x with 10 and y with 7 samples"),
+        (lambda b: _compiled(b).fit(X, Y.argmax(1), verbose=0), "integer class labels"),
+        (lambda b: _compiled(b).fit(X, Y, batch_size=0, verbose=0), "batch_size=0"),
+        (lambda b: _compiled(b).fit(X, Y, epochs=1.5, verbose=0), "epochs=1.5"),
+        (lambda b: _compiled(b).fit(X, Y, verbose=3), "verbose=3"),
+        (lambda b: _compiled(b).fit(X, Y, validation_data=X, verbose=0), "validation_data="),
+        (lambda b: build("sequential", b).fit(X, Y, verbose=0), "not compiled"),
+        (lambda b: _compiled(b, loss=None).train_step(X, Y), "no loss"),
+    ],
+    ids=["unknown-optimizer", "negative-lr", "unknown-loss", "unknown-metric", "metrics-str",
+         "length-mismatch", "int-labels-for-cce", "batch-size", "epochs", "verbose",
+         "validation-data", "not-compiled", "no-loss"],
+)  # fmt: skip
+def test_bad_input_same_error_on_both_backends_and_nothing_changes(case, match):
+    message = errors_on_both(case)
+    assert match in message
+
+
+def test_failed_label_check_leaves_weights_and_optimizer_untouched(backend):
+    model = _compiled(backend)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="integer class labels"):
+        model.fit(X, Y.argmax(1), verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    assert model.optimizer.iterations == 0
+
+
+def test_optimizer_used_by_another_model_is_refused():
+    opt = optimizers.SGD(0.1)
+    model = _compiled("torch", optimizer=opt)
+    model.train_step(X, Y)
+    message = errors_on_both(lambda b: _compiled(b, optimizer=opt))
+    assert "optimizer=" in message
+
+
+# -------------------------------------------------------------------------------- NaN stop
+
+
+def linear(backend, dtype="float32"):
+    """A single linear Dense layer: no saturation, so a huge weight always reaches the loss.
+
+    (Through relu -> sigmoid the tutorial network overflows *inside* a matmul first, and the
+    frameworks round that differently: torch's CPU matmul gives NaN for inf + (-inf) terms,
+    numpy's and TensorFlow's fused multiply-adds give ±inf, which the sigmoid then saturates.)
+    """
+    dn.models.clear_session()
+    dn.set_random_seed(0)
+    with dn.use_backend(backend):
+        return dn.Sequential([dn.Input(shape=(3,), dtype=dtype), dn.layers.Dense(2, dtype=dtype)],
+                             name="linear")  # fmt: skip
+
+
+def _nan_run(backend, how):
+    model = linear(backend) if how == "huge-lr" else build("sequential", backend, "float32")
+    lr = 1e30 if how == "huge-lr" else 0.1
+    model.compile(optimizer=optimizers.SGD(lr), loss="mse")
+    x = X.copy()
+    if how == "inf-input":
+        x[5, 1] = np.inf  # in the second batch of the (unshuffled) first epoch
+    snapshots = []
+    original = model.train_step
+
+    def record(xb, yb):  # the weights before each step, to compare after the failure
+        snapshots.append(model.get_weights())
+        return original(xb, yb)
+
+    with pytest.raises(NonFiniteError) as info:
+        for start in range(0, 10, 4):
+            record(x[start : start + 4], Y[start : start + 4])
+        for _ in range(5):
+            record(x, Y)
+    return model, info.value, snapshots
+
+
+@pytest.mark.parametrize("how", ["inf-input", "huge-lr"])
+def test_nan_stop_keeps_weights_and_is_the_same_on_both_backends(how):
+    messages = {}
+    for backend in dn.BACKENDS:
+        model, err, snapshots = _nan_run(backend, how)
+        messages[backend] = str(err)
+        # The weights (and the optimizer counter) are those from before the failing step.
+        for got, want in zip(model.get_weights(), snapshots[-1], strict=True):
+            np.testing.assert_array_equal(got, want)
+        assert np.all([np.isfinite(w).all() for w in model.get_weights()])
+        assert model.optimizer.iterations == err.step - 1
+    assert messages["torch"] == messages["tensorflow"]
+    assert err.step == 2 and err.what == "loss"
+    assert "training stopped at step 2" in messages["torch"]
+    assert "The update was not applied" in messages["torch"]
+    if how == "inf-input":
+        assert err.parameter == "tutorial/dense/kernel"  # inf · w reaches the first kernel
+
+
+def test_nan_stop_in_fit_carries_the_history(backend):
+    model = linear(backend)
+    model.compile(optimizer=optimizers.SGD(1e30), loss="mse")
+    with pytest.raises(NonFiniteError, match=r"step 2 \(epoch 1, batch 2\)") as info:
+        model.fit(X, Y, batch_size=4, epochs=3, verbose=0, seed=0)
+    assert info.value.epoch == 1 and info.value.batch == 2
+    assert info.value.history.epoch == []  # no epoch completed
+
+
+def test_weight_overflowed_by_an_update_is_reported(backend):
+    model = linear(backend, "float64")
+    model.compile(optimizer=optimizers.SGD(1e308), loss="mse")
+    model.train_step(X * 1e3, Y * 1e3)  # finite gradients, lr·g overflows some weights
+    with pytest.raises(NonFiniteError, match="the update of step 1 overflowed it") as info:
+        model.train_step(X, Y)
+    assert info.value.what == "weight" and info.value.step == 2
+
+
+# ------------------------------------------------------------------------ divergence locator
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+def test_compare_names_the_perturbed_layer(kind):
+    model = build(kind, "torch", dtype="float32")
+    twin = model.to_backend("tensorflow")
+    clean = dn.parity.compare(model, X, Y, "categorical_crossentropy", other=twin)
+    assert clean.ok and clean.first_layer is None, clean.table()
+    kernel = twin.layers[-2].native.kernel  # the 2nd Dense, through the native Keras layer
+    kernel.assign(kernel + 1e-3)
+    report = dn.parity.compare(model, X, Y, "categorical_crossentropy", other=twin)
+    assert report.first_layer == twin.layers[-2].name, report.table()
+    assert report.first_divergence.kind == "weight"
+    rows = {(r.layer, r.kind): r for r in report.rows}
+    assert rows[(model.layers[-3].name, "output")].passed  # before the perturbation: fine
+    assert not rows[(model.layers[-2].name, "output")].passed
+    assert "first divergence: layer" in str(report)
+    data = json.loads(report.to_json())
+    assert data["first_divergence"]["layer"] == twin.layers[-2].name
+    assert len(data["rows"]) == len(report.rows)
+
+
+def test_compare_outputs_only_and_default_twin():
+    model = build("functional", "tensorflow", dtype="float64")
+    report = dn.parity.compare(model, X)
+    assert report.ok and report.backends == ("tensorflow", "torch")
+    assert [r.kind for r in report.rows].count("output") == 3
+    assert all(r.diff.max_abs < 1e-15 for r in report.rows)
+    diff = dn.parity.compare(np.ones(3), np.ones(3), dn.parity.Tolerance(rtol=0, atol=0))
+    assert isinstance(diff, dn.parity.Diff) and diff.passed  # the array form still works
+
+
+def test_compare_training_finds_the_first_diverging_step():
+    model = build("sequential", "torch", dtype="float64")
+    before = model.get_weights()
+    # Learning rates agree for the first 6 updates (iterations 0..5), then TF's doubles.
+    pair = {
+        "torch": optimizers.SGD(schedules.PiecewiseConstantDecay([5], [0.1, 0.1])),
+        "tensorflow": optimizers.SGD(schedules.PiecewiseConstantDecay([5], [0.1, 0.2])),
+    }
+    report = dn.parity.compare_training(model, X, Y, loss="categorical_crossentropy",
+                                        optimizer=pair, steps=10, batch_size=4)  # fmt: skip
+    assert report.first_divergence["step"] == 7, report.table()
+    assert report.first_divergence["parameter"].startswith("tutorial/")
+    assert max(report.growth()[:6]) < 1e-15
+    assert "first divergence at step 7" in report.table()
+    same = dn.parity.compare_training(model, X, Y, loss="categorical_crossentropy",
+                                      optimizer="adam", steps=10, batch_size=4)  # fmt: skip
+    assert same.ok, same.table()
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+# ----------------------------------------------------------------------------------- figures
+
+
+def test_figures_written(tmp_path):
+    import matplotlib.image
+
+    from dualnet import figures
+
+    paths = [
+        figures.training_curves(tmp_path / "t.png", steps=12, samples=16, batch_size=8),
+        figures.gradient_norms(tmp_path / "g.png", depth=4, width=8),
+    ]
+    for path in paths:
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 300 and image.shape[1] > 300 and image.std() > 0.05
+    norms = figures.layer_gradient_norms("sigmoid", "torch", depth=6, width=16)
+    assert norms[0] < norms[-2] / 10  # vanishing towards the input
+    np.testing.assert_allclose(
+        norms,
+        figures.layer_gradient_norms("sigmoid", "tensorflow", depth=6, width=16),
+        rtol=1e-5,
+    )
+    with pytest.raises(ValueError, match="steps="):
+        figures.training_curves(tmp_path / "x.png", steps=0)
+    with pytest.raises(ValueError, match="Unknown optimizer"):
+        figures.training_curves(tmp_path / "x.png", optimizer="nope")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_plot(tmp_path, monkeypatch):
+    from dualnet import cli, figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "gradient_norms", lambda path: drawn.append(path) or path)
+    assert cli.main(["plot", "gradients", "--out", str(tmp_path)]) == 0
+    assert drawn == [tmp_path / "gradients.png"]
+    assert cli.main(["plot", "nope", "--out", str(tmp_path)]) == 2
