@@ -1,0 +1,23 @@
+"""The README's Python examples run as written (in order, in one namespace)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_examples_run(tmp_path, monkeypatch, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)  # model.plot("model.png") writes here
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+    out = capsys.readouterr().out
+    first = float(out.split()[0])  # the torch-vs-tf max difference the README quotes
+    assert first < 1e-6
+    assert "Total params: 26" in out
+    assert "all rows within tolerance" in out
+    assert (tmp_path / "model.png").stat().st_size > 1000
