@@ -14,7 +14,7 @@ def test_readme_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # model.plot("model.png") writes here
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+        exec(compile(block, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     first = float(out.split()[0])  # the torch-vs-tf max difference the README quotes
     assert first < 1e-6
