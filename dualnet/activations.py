@@ -24,7 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dualnet import _ops
-from dualnet.errors import bad_type, check_real, unknown_name
+from dualnet.dtypes import FLOAT_DTYPES, FLOATX
+from dualnet.errors import bad_type, bad_value, check_real, unknown_name
 
 __all__ = [
     "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "leaky_relu", "linear",
@@ -37,10 +38,24 @@ DEFAULT_ELU_ALPHA = 1.0
 DEFAULT_SOFTMAX_AXIS = -1
 
 
-def _axis(value: Any, where: str) -> int:
+def _axis(value: Any, x: Any, where: str) -> int:
+    """A valid axis of ``x`` (negative counts from the end), checked before any framework call."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_type("axis", value, "an int", where=where)
+    rank = len(x.shape)
+    if not -rank <= value < rank:
+        raise bad_value("axis", value, f"an axis of an input of rank {rank}", where=where)
     return value
+
+
+def _float(x: Any) -> Any:
+    """A native floating tensor: integer and bool inputs become float32 (Keras's floatx), as
+    Keras's activations do; torch would raise for most of them and TF for the others."""
+    t = _ops.tensor(x)
+    core = _ops.backend().core
+    if core.dtype_name(t) not in FLOAT_DTYPES:
+        t = core.convert_to_tensor(t, FLOATX)
+    return t
 
 
 def _nn():
@@ -49,22 +64,22 @@ def _nn():
 
 def sigmoid(x):
     """Logistic sigmoid, ``σ(x) = 1 / (1 + e^{-x})``; saturates to 0 and 1 for large ``|x|``."""
-    return _nn().sigmoid(_ops.tensor(x))
+    return _nn().sigmoid(_float(x))
 
 
 def tanh(x):
     """Hyperbolic tangent, ``tanh(x) = (e^x - e^{-x}) / (e^x + e^{-x})``."""
-    return _nn().tanh(_ops.tensor(x))
+    return _nn().tanh(_float(x))
 
 
 def relu(x):
     """Rectified linear unit, ``max(x, 0)``. The derivative at 0 is taken as 0 (both frameworks)."""
-    return _nn().relu(_ops.tensor(x))
+    return _nn().relu(_float(x))
 
 
 def relu6(x):
     """``min(max(x, 0), 6)``. Derivative 0 at both kinks (x = 0 and x = 6), in both frameworks."""
-    return _nn().relu6(_ops.tensor(x))
+    return _nn().relu6(_float(x))
 
 
 def leaky_relu(x, negative_slope: float = DEFAULT_LEAKY_RELU_SLOPE):
@@ -75,17 +90,17 @@ def leaky_relu(x, negative_slope: float = DEFAULT_LEAKY_RELU_SLOPE):
     ``negative_slope`` explicitly to reproduce either. The derivative at 0 is ``negative_slope``.
     """
     slope = check_real("negative_slope", negative_slope, "leaky_relu")
-    return _nn().leaky_relu(_ops.tensor(x), slope)
+    return _nn().leaky_relu(_float(x), slope)
 
 
 def elu(x, alpha: float = DEFAULT_ELU_ALPHA):
     """Exponential linear unit, ``x if x > 0 else alpha * (e^x - 1)``; alpha = 1 in both."""
-    return _nn().elu(_ops.tensor(x), check_real("alpha", alpha, "elu"))
+    return _nn().elu(_float(x), check_real("alpha", alpha, "elu"))
 
 
 def selu(x):
     """Scaled ELU, ``λ·elu(x, α)`` with α ≈ 1.6732632423543772, λ ≈ 1.0507009873554805."""
-    return _nn().selu(_ops.tensor(x))
+    return _nn().selu(_float(x))
 
 
 def gelu(x, approximate: bool = False):
@@ -97,12 +112,12 @@ def gelu(x, approximate: bool = False):
     """
     if not isinstance(approximate, bool):
         raise bad_type("approximate", approximate, "a bool", where="gelu")
-    return _nn().gelu(_ops.tensor(x), approximate)
+    return _nn().gelu(_float(x), approximate)
 
 
 def silu(x):
     """Sigmoid-weighted linear unit (swish), ``x·σ(x)``."""
-    return _nn().silu(_ops.tensor(x))
+    return _nn().silu(_float(x))
 
 
 swish = silu
@@ -114,12 +129,12 @@ def softplus(x):
     torch's ``F.softplus`` returns ``x`` itself above ``threshold=20`` (error ≈ 2e-9); dualnet
     follows Keras and computes the exact value on both backends.
     """
-    return _nn().softplus(_ops.tensor(x))
+    return _nn().softplus(_float(x))
 
 
 def softsign(x):
     """``x / (1 + |x|)``."""
-    return _nn().softsign(_ops.tensor(x))
+    return _nn().softsign(_float(x))
 
 
 def hard_sigmoid(x):
@@ -128,38 +143,40 @@ def hard_sigmoid(x):
     Keras 3 and torch agree. Keras 2 (and some older Keras docstrings) use ``0.2·x + 0.5``
     clipped to [0, 1]: a different function.
     """
-    return _nn().hard_sigmoid(_ops.tensor(x))
+    return _nn().hard_sigmoid(_float(x))
 
 
 def hard_silu(x):
     """Hard swish, ``x · relu6(x + 3) / 6`` (torch ``hardswish``)."""
-    return _nn().hard_silu(_ops.tensor(x))
+    return _nn().hard_silu(_float(x))
 
 
 def mish(x):
     """``x · tanh(softplus(x))``."""
-    return _nn().mish(_ops.tensor(x))
+    return _nn().mish(_float(x))
 
 
 def exponential(x):
     """``e^x``; overflows to inf above ≈ 88.7 in float32 and ≈ 11.1 in float16."""
-    return _nn().exponential(_ops.tensor(x))
+    return _nn().exponential(_float(x))
 
 
 def linear(x):
     """The identity (Keras's ``"linear"``, also what ``activation=None`` means)."""
-    return _nn().linear(_ops.tensor(x))
+    return _nn().linear(_float(x))
 
 
 def softmax(x, axis: int = DEFAULT_SOFTMAX_AXIS):
     """``e^{x_i - max x} / Σ_j e^{x_j - max x}`` along ``axis`` (default -1, as Keras;
     torch's functional form has no default ``dim``)."""
-    return _nn().softmax(_ops.tensor(x), _axis(axis, "softmax"))
+    t = _float(x)
+    return _nn().softmax(t, _axis(axis, t, "softmax"))
 
 
 def log_softmax(x, axis: int = DEFAULT_SOFTMAX_AXIS):
     """``x_i - max x - log Σ_j e^{x_j - max x}`` along ``axis`` (default -1)."""
-    return _nn().log_softmax(_ops.tensor(x), _axis(axis, "log_softmax"))
+    t = _float(x)
+    return _nn().log_softmax(t, _axis(axis, t, "log_softmax"))
 
 
 _REGISTRY: dict[str, Callable[..., Any]] = {

@@ -46,3 +46,17 @@ def test_softmax_rows_sum_to_one_at_saturation(backend):
     y = dn.to_numpy(A.softmax(x))
     np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-15)
     assert np.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", A.NAMES)
+def test_integer_input_becomes_float32(name, backend):
+    y = dn.to_numpy(A.get(name)(np.array([[1, -2, 3]])))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, getattr(R, name)(np.array([[1.0, -2.0, 3.0]])), rtol=1e-6)
+
+
+@pytest.mark.parametrize("axis", [2, -3, 5])
+@pytest.mark.parametrize("fn", [A.softmax, A.log_softmax])
+def test_axis_out_of_range_is_clear(fn, axis, backend):
+    with pytest.raises(ValueError, match=rf"axis={axis}; expected an axis of an input of rank 2"):
+        fn(np.zeros((2, 3)), axis=axis)

@@ -2,56 +2,87 @@
 
 Parameters arrive already resolved to dualnet's defaults (the neutral layer owns the defaults),
 so nothing here relies on a torch default that differs from Keras.
+
+float16/bfloat16 inputs are computed in float32 and rounded once at the end. torch's single
+kernels already do this (``opmath``), but the composites below (gelu, hard_sigmoid, hard_silu)
+would round after every step; the wrapper makes every function follow the one rule the
+TensorFlow backend follows too.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
+_HALF = (torch.float16, torch.bfloat16)
 
+
+def _float32_math(fn):
+    """Compute half-precision inputs in float32 and round the result once."""
+
+    @functools.wraps(fn)
+    def wrapper(x, *args):
+        if x.dtype in _HALF:
+            return fn(x.float(), *args).to(x.dtype)
+        return fn(x, *args)
+
+    return wrapper
+
+
+@_float32_math
 def sigmoid(x):
     return torch.sigmoid(x)
 
 
+@_float32_math
 def tanh(x):
     return torch.tanh(x)
 
 
+@_float32_math
 def relu(x):
     return F.relu(x)
 
 
+@_float32_math
 def relu6(x):
     return F.relu6(x)
 
 
+@_float32_math
 def leaky_relu(x, negative_slope):
     return F.leaky_relu(x, negative_slope)
 
 
+@_float32_math
 def elu(x, alpha):
     return F.elu(x, alpha)
 
 
+@_float32_math
 def selu(x):
     return F.selu(x)
 
 
+@_float32_math
 def silu(x):
     return F.silu(x)
 
 
+@_float32_math
 def softsign(x):
     return F.softsign(x)
 
 
+@_float32_math
 def mish(x):
     return F.mish(x)
 
 
+@_float32_math
 def exponential(x):
     return torch.exp(x)
 
@@ -60,14 +91,17 @@ def linear(x):
     return x
 
 
+@_float32_math
 def softmax(x, axis):
     return F.softmax(x, dim=axis)
 
 
+@_float32_math
 def log_softmax(x, axis):
     return F.log_softmax(x, dim=axis)
 
 
+@_float32_math
 def softplus(x):
     # F.softplus returns x itself above `threshold` (default 20): an error up to 2e-9. Keras
     # computes log(1 + e^x) exactly; logaddexp(x, 0) does so stably, with derivative σ(x)
@@ -75,16 +109,19 @@ def softplus(x):
     return torch.logaddexp(x, torch.zeros_like(x))
 
 
+@_float32_math
 def hard_sigmoid(x):
     # F.hardsigmoid's float64 backward multiplies by a float32 1/6 (relative error 3e-8);
     # relu6(x + 3) / 6 in x's own dtype is exact, with derivative 0 at both kinks, as TF's.
     return F.relu6(x + 3.0) / 6.0
 
 
+@_float32_math
 def hard_silu(x):
     return x * hard_sigmoid(x)
 
 
+@_float32_math
 def gelu(x, approximate):
     if approximate:
         return F.gelu(x, approximate="tanh")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from dualnet import activations as A
-from dualnet.parity import tolerance as tol
 from dualnet.parity.cases import FunctionCase, kink_mask, register
 from dualnet.reference import activations as R
 
@@ -74,16 +73,9 @@ def _elementwise(
     )
 
 
-_LOW = "float16/bfloat16 kernels of transcendental functions differ by a few units in the last place between frameworks (torch computes in float32 and rounds once, TF CPU may round intermediates)"  # noqa: E501
-# bfloat16 has 8 bits of mantissa: one ulp is 2^-8 ≈ 3.9e-3 relative; the default 1.6e-2 is 4 ulp.
-_LOW_TOL = {
-    "float16": tol.default("float16").loosened(rtol=2e-3, atol=1e-3, reason=_LOW),
-    "bfloat16": tol.default("bfloat16").loosened(atol=1e-2, reason=_LOW),
-}
-
 register(
-    _elementwise("sigmoid", A.sigmoid, R.sigmoid, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
-    _elementwise("tanh", A.tanh, R.tanh, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
+    _elementwise("sigmoid", A.sigmoid, R.sigmoid),
+    _elementwise("tanh", A.tanh, R.tanh),
     _elementwise("relu", A.relu, R.relu, kinks=(0.0,)),
     _elementwise("relu6", A.relu6, R.relu6, kinks=(0.0, 6.0)),
     _elementwise("leaky_relu", A.leaky_relu, R.leaky_relu, kinks=(0.0,)),
@@ -94,36 +86,30 @@ register(
         kinks=(0.0,),
         notes="torch's default slope",
     ),
-    _elementwise("elu", A.elu, R.elu, kinks=(0.0,), tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
-    _elementwise("selu", A.selu, R.selu, kinks=(0.0,), tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
-    _elementwise("gelu", A.gelu, R.gelu, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
+    _elementwise("elu", A.elu, R.elu, kinks=(0.0,)),
+    _elementwise("selu", A.selu, R.selu, kinks=(0.0,)),
+    _elementwise("gelu", A.gelu, R.gelu),
     _elementwise(
         "gelu-tanh",
         lambda x: A.gelu(x, approximate=True),
         lambda x: R.gelu(x, True),
-        tolerance=_LOW_TOL,
-        grad_tolerance=_LOW_TOL,
     ),
-    _elementwise("silu", A.silu, R.silu, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
-    _elementwise("softplus", A.softplus, R.softplus, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
-    _elementwise("softsign", A.softsign, R.softsign, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
+    _elementwise("silu", A.silu, R.silu),
+    _elementwise("softplus", A.softplus, R.softplus),
+    _elementwise("softsign", A.softsign, R.softsign),
     _elementwise("hard_sigmoid", A.hard_sigmoid, R.hard_sigmoid, kinks=(-3.0, 3.0)),
     _elementwise(
         "hard_silu",
         A.hard_silu,
         R.hard_silu,
         kinks=(-3.0, 3.0),
-        tolerance=_LOW_TOL,
-        grad_tolerance=_LOW_TOL,
     ),
-    _elementwise("mish", A.mish, R.mish, tolerance=_LOW_TOL, grad_tolerance=_LOW_TOL),
+    _elementwise("mish", A.mish, R.mish),
     _elementwise(
         "exponential",
         A.exponential,
         R.exponential,
         inputs=_moderate,
-        tolerance=_LOW_TOL,
-        grad_tolerance=_LOW_TOL,
     ),
     _elementwise("linear", A.linear, R.linear),
     FunctionCase(
@@ -132,8 +118,6 @@ register(
         inputs=_logits,
         fn=A.softmax,
         reference=R.softmax,
-        tolerance=_LOW_TOL,
-        grad_tolerance=_LOW_TOL,
     ),
     FunctionCase(
         name="softmax-axis0",
@@ -141,8 +125,6 @@ register(
         inputs=_logits,
         fn=lambda x: A.softmax(x, axis=0),
         reference=lambda x: R.softmax(x, axis=0),
-        tolerance=_LOW_TOL,
-        grad_tolerance=_LOW_TOL,
     ),
     FunctionCase(
         name="log_softmax",
@@ -150,7 +132,5 @@ register(
         inputs=_logits,
         fn=A.log_softmax,
         reference=R.log_softmax,
-        tolerance=_LOW_TOL,
-        grad_tolerance=_LOW_TOL,
     ),
 )
