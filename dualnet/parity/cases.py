@@ -15,7 +15,8 @@ dtype under test, and the reference is evaluated on the *rounded* values, so the
 measures the computation and not the rounding of the inputs.
 
 Gradients are vector-Jacobian products ``g = cᵀ·∂f/∂x`` with a fixed random cotangent ``c``,
-compared against a float64 central finite difference of the reference. Finite differences
+compared against a float64 central finite difference of the reference, whose own error is
+estimated per element (two step sizes) and added to the dtype's default bound. Finite differences
 are wrong at kinks (relu at 0, clip boundaries), so a case may give ``fd_mask`` to exclude
 such points from the *reference* comparison; torch and TensorFlow are still compared with each
 other there, because they must agree with each other on the documented convention.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -87,24 +88,33 @@ def status_of(comparisons: Mapping[str, Diff]) -> str:
 def three_way(
     torch_value: Any, tf_value: Any, expected: Any, tolerance: tol.Tolerance, *,
     cross_tolerance: tol.Tolerance | None = None, mask: np.ndarray | None = None,
+    extra_atol: np.ndarray | None = None,
 ) -> dict[str, Diff]:  # fmt: skip
     """The three comparisons of a row: torch~tensorflow, torch~ref, tensorflow~ref.
 
     ``mask`` (e.g. kink points excluded from finite differences) applies to the reference
-    comparisons only: the two frameworks must agree with each other everywhere.
+    comparisons only: the two frameworks must agree with each other everywhere. So does
+    ``extra_atol``, the reference's own per-element error (a finite difference's, say).
     """
     return {
         "torch~tensorflow": compare(torch_value, tf_value, cross_tolerance or tolerance),
-        "torch~ref": compare(torch_value, expected, tolerance, mask=mask),
-        "tensorflow~ref": compare(tf_value, expected, tolerance, mask=mask),
+        "torch~ref": compare(torch_value, expected, tolerance, mask=mask, extra_atol=extra_atol),
+        "tensorflow~ref": compare(tf_value, expected, tolerance, mask=mask, extra_atol=extra_atol),
     }
 
 
-def kink_detail(mask: np.ndarray | None) -> str:
-    """The row detail saying how many points were compared across backends only."""
-    if mask is None or np.all(mask):
-        return ""
-    return f"{int(np.size(mask) - np.sum(mask))} kink point(s) compared across backends only"
+def kink_detail(mask: np.ndarray | None, fd_error: np.ndarray | None = None) -> str:
+    """The gradient row's detail: the largest finite-difference error allowed for, and how
+    many kink points were compared across backends only."""
+    parts = []
+    if fd_error is not None and np.size(fd_error):
+        selected = fd_error if mask is None else np.where(mask, fd_error, 0.0)
+        parts.append(f"ref error <= {float(np.max(selected)):.1e} (finite difference)")
+    if mask is not None and not np.all(mask):
+        parts.append(
+            f"{int(np.size(mask) - np.sum(mask))} kink point(s) compared across backends only"
+        )
+    return "; ".join(parts)
 
 
 def case_seed(name: str) -> int:
@@ -264,13 +274,14 @@ class FunctionCase(Case):
         ct64 = _f64(cotangent)
         for i, name in enumerate(wrt):
             fd = finite_difference(self.reference, ref_in, name, ct64, self.elementwise)
-            fd = _f64(round_to(fd, dtype))
             mask = masks.get(name)
             ref_tol = self.gradient_tolerance(dtype, reference=True)
             cross_tol = self.gradient_tolerance(dtype, reference=False)
             gt, gtf = results["torch"][1][i], results["tensorflow"][1][i]
-            comps = three_way(gt, gtf, fd, ref_tol, cross_tolerance=cross_tol, mask=mask)
-            detail = kink_detail(mask)
+            expected_grad = _f64(round_to(fd.value, dtype))
+            comps = three_way(gt, gtf, expected_grad, ref_tol, cross_tolerance=cross_tol,
+                              mask=mask, extra_atol=fd.error)  # fmt: skip
+            detail = kink_detail(mask, fd.error)
             checks.append(self.check(f"grad[{name}]", dtype, device, status_of(comps),
                                      comparisons=comps, detail=detail))  # fmt: skip
         return checks
@@ -280,36 +291,68 @@ def _f64(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+class FiniteDifference(NamedTuple):
+    """A finite-difference gradient with a per-element bound on its own error."""
+
+    value: np.ndarray
+    error: np.ndarray
+
+
+# Rounding in the reference's own evaluation of f, in units of ε·Σ|cᵢ·fᵢ| (its magnitude).
+_ROUNDING_UNITS = 16.0
+
+
 def finite_difference(
     reference: Callable[..., np.ndarray], inputs: Mapping[str, np.ndarray], name: str,
     cotangent: np.ndarray, elementwise: bool,
-) -> np.ndarray:  # fmt: skip
-    """Central finite difference of ``cᵀ·reference(...)`` with respect to ``inputs[name]``.
+) -> FiniteDifference:  # fmt: skip
+    """Central finite difference of ``cᵀ·reference(...)`` with respect to ``inputs[name]``,
+    with an estimate of its own error.
 
-    The step is ``h = ε^(1/3)`` ≈ 6e-6 (ε = float64 machine epsilon), which balances the O(h²)
-    truncation error against the O(ε/h) rounding error. The step is absolute, not relative to
-    ``|x|``: shift-invariant functions (softmax of logits near 1e4) vary on a scale of 1 whatever
-    the offset. The divisor is the step actually taken, ``(x+h) - (x-h)`` in floating point.
+    Two steps are taken, ``h = ε^(1/3)`` ≈ 6e-6 (ε = float64 machine epsilon; it balances the
+    O(h²) truncation error against the O(ε/h) rounding error) and ``h/2``. The value is the
+    ``h/2`` difference D₂ and the error bound is ``2·|D₂ - D₁| + 16·ε·Σ|c·f| / h``: for a smooth
+    function D₂'s truncation error is ``|D₂ - D₁|/3``; where the *second* derivative jumps
+    (softsign at 0) it is ``|D₂ - D₁|``; the last term bounds the rounding of f itself. Points
+    where the *first* derivative jumps (relu at 0) must still be masked by the case: there both
+    steps give the same (wrong) average and the estimate says nothing.
+
+    The step is absolute, not relative to ``|x|``: shift-invariant functions (softmax of logits
+    near 1e4) vary on a scale of 1 whatever the offset. The divisor is the step actually taken,
+    ``(x+h) - (x-h)`` in floating point.
     """
     x = np.asarray(inputs[name], dtype=np.float64)
-    step = np.cbrt(np.finfo(np.float64).eps)
-    h = np.full(x.shape, step)
+    eps = np.finfo(np.float64).eps
 
     def value(perturbed: np.ndarray) -> np.ndarray:
         return np.asarray(reference(**{**inputs, name: perturbed}), dtype=np.float64)
 
-    if elementwise:  # ∂f_i/∂x_j = 0 for i ≠ j, so one pair of evaluations gives every element.
-        return (value(x + h) - value(x - h)) / ((x + h) - (x - h)) * cotangent
-    grad = np.empty_like(x)
-    flat, hflat, gflat = x.reshape(-1), h.reshape(-1), grad.reshape(-1)
-    for j in range(flat.size):
-        plus, minus = flat.copy(), flat.copy()
-        plus[j] += hflat[j]
-        minus[j] -= hflat[j]
-        up = np.sum(cotangent * value(plus.reshape(x.shape)))
-        down = np.sum(cotangent * value(minus.reshape(x.shape)))
-        gflat[j] = (up - down) / (plus[j] - minus[j])
-    return grad
+    def central(step: float) -> tuple[np.ndarray, np.ndarray]:
+        """(derivative, rounding-error bound) for one step size."""
+        if elementwise:  # ∂f_i/∂x_j = 0 for i ≠ j: one pair of evaluations gives every element
+            up, down = cotangent * value(x + step), cotangent * value(x - step)
+            taken = (x + step) - (x - step)
+            scale = np.abs(up) + np.abs(down)
+            return (up - down) / taken, _ROUNDING_UNITS * eps * scale / taken
+        grad, rounding = np.empty_like(x), np.empty_like(x)
+        flat, gflat, rflat = x.reshape(-1), grad.reshape(-1), rounding.reshape(-1)
+        for j in range(flat.size):
+            plus, minus = flat.copy(), flat.copy()
+            plus[j] += step
+            minus[j] -= step
+            up = cotangent * value(plus.reshape(x.shape))
+            down = cotangent * value(minus.reshape(x.shape))
+            taken = plus[j] - minus[j]
+            gflat[j] = (np.sum(up) - np.sum(down)) / taken
+            rflat[j] = _ROUNDING_UNITS * eps * (np.sum(np.abs(up)) + np.sum(np.abs(down))) / taken
+        return grad, rounding
+
+    step = float(np.cbrt(eps))
+    d1, _ = central(step)
+    d2, rounding = central(step / 2)
+    with np.errstate(invalid="ignore"):  # inf - inf where f overflows: the error is then inf
+        error = 2.0 * np.abs(d2 - d1) + rounding
+    return FiniteDifference(d2, np.where(np.isfinite(error), error, np.inf))
 
 
 _REGISTRY: dict[str, Case] = {}

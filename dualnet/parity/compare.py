@@ -88,7 +88,12 @@ def _json_float(x: float) -> float | str:
 
 
 def compare(
-    actual: Any, expected: Any, tolerance: Tolerance, *, mask: np.ndarray | None = None
+    actual: Any,
+    expected: Any,
+    tolerance: Tolerance,
+    *,
+    mask: np.ndarray | None = None,
+    extra_atol: np.ndarray | float | None = None,
 ) -> Diff:
     """Compare two arrays element-wise in float64.
 
@@ -96,6 +101,8 @@ def compare(
         actual, expected: array-likes of the same shape.
         tolerance: the bound.
         mask: optional boolean array; only ``True`` positions are compared.
+        extra_atol: optional per-element absolute allowance added to the bound: the expected
+            value's own error when it is an estimate (a finite difference).
 
     A position where either side is non-finite passes only if both are the same non-finite
     value (NaN and NaN, +inf and +inf, -inf and -inf).
@@ -118,6 +125,8 @@ def compare(
     abs_err = np.abs(np.where(both, a, 0.0) - np.where(both, e, 0.0))
     # Bounds only matter where both are finite; 0·inf (rtol=0, e=±inf) would warn and be NaN.
     bound = tolerance.atol + tolerance.rtol * np.abs(np.where(both, e, 0.0))
+    if extra_atol is not None:
+        bound = bound + np.where(both, np.broadcast_to(extra_atol, bound.shape), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel_err = np.where(both & (e != 0), abs_err / np.abs(e), 0.0)
         # How far past its bound each element is; +inf where the bound is 0 and the error isn't.

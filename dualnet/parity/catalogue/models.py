@@ -83,11 +83,9 @@ class ModelCase(Case):
         batch = self.inputs(np.random.default_rng(0)).shape[0]
         return max(*self.units, batch)
 
-    def tolerance_for(self, dtype: str, *, reference_grad: bool = False) -> tol.Tolerance:
+    def tolerance_for(self, dtype: str) -> tol.Tolerance:
         if dtype in self.tolerance:
             return self.tolerance[dtype]
-        if reference_grad and dtype == "float64":
-            return tol.for_gradient_reference(dtype)  # gradcheck's bound vs finite differences
         return tol.for_reduction(dtype, self.reduction_length)
 
     def sample(self, dtype: str) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
@@ -193,13 +191,14 @@ class ModelCase(Case):
             return self.reference(kw["x"], [kw[f"w{i}"] for i in range(len(w64))])
 
         masks = self.fd_masks(x64, w64)
-        ref_tol = self.tolerance_for(dtype, reference_grad=True)
         for i, (key, label) in enumerate(zip(arrays, ["x", *self.weight_names()], strict=True)):
-            fd = _f64(round_to(finite_difference(reference, arrays, key, ct64, False), dtype))
+            fd = finite_difference(reference, arrays, key, ct64, False)
             gt, gtf = results["torch"][1][i], results["tensorflow"][1][i]
             mask = masks[i]
-            comps = three_way(gt, gtf, fd, ref_tol, cross_tolerance=fwd_tol, mask=mask)
-            detail = kink_detail(mask)
+            # The reference comparison adds the finite difference's own per-element error.
+            comps = three_way(gt, gtf, _f64(round_to(fd.value, dtype)), fwd_tol, mask=mask,
+                              extra_atol=fd.error)  # fmt: skip
+            detail = kink_detail(mask, fd.error)
             checks.append(self.check(f"grad[{label}]", dtype, device, status_of(comps),
                                      comparisons=comps, detail=detail))  # fmt: skip
         return checks
