@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+import dualnet as dn
 from dualnet import initializers as I
 from dualnet._backend import BACKENDS, backend_module, use_backend
 from dualnet.parity import tolerance as tol
@@ -39,6 +40,7 @@ from dualnet.parity.cases import (
     register,
     round_to,
     status_of,
+    three_way,
 )
 from dualnet.parity.compare import compare
 from dualnet.reference import initializers as R
@@ -132,12 +134,7 @@ class InitializerCase(Case):
             status = "skip" if dtype in LOW_PRECISION else "error"
             checks.append(self.check(mode, dtype, device, status, detail=reason))
         if "portable" not in failure:
-            values = compare(portable["torch"], portable["tensorflow"], tol.EXACT)
-            checks.append(self.check(
-                "portable/values", dtype, device, status_of({"v": values}),
-                comparisons={"torch~tensorflow": values},
-                detail="bit-identical by construction (numpy PCG64, float64 rounded once)",
-            ))  # fmt: skip
+            checks.append(self._loaded_values(dtype, device))
             spec = self.reference()
             checks += self._distribution_checks(
                 "portable", dtype, device, portable, dict.fromkeys(BACKENDS, spec)
@@ -146,6 +143,32 @@ class InitializerCase(Case):
             refs = {b: self.reference(b) for b in BACKENDS}
             checks += self._distribution_checks("native", dtype, device, native, refs)
         return checks
+
+    def _loaded_values(self, dtype: str, device: str) -> Check:
+        """The portable draw, loaded into each framework and read back in canonical layout.
+
+        The draw itself is numpy, identical by construction; what can differ is what each
+        backend *stores*: a 2-D shape goes through a Dense kernel (torch keeps it transposed,
+        as nn.Linear does), any other shape through the backend's tensor conversion. Both must
+        return the numpy draw bit for bit ("ref" here is that draw).
+        """
+        draw = self.make(native=False)(self.shape, dtype, fans=self.fans)
+        loaded: dict[str, np.ndarray] = {}
+        for backend in BACKENDS:
+            with use_backend(backend), backend_module(backend).core.device_scope(device):
+                core = backend_module(backend).core
+                if len(self.shape) == 2 and self.fans is None:
+                    layer = dn.layers.Dense(self.shape[1], use_bias=False, dtype=dtype,
+                                            kernel_initializer=self.make(native=False))  # fmt: skip
+                    layer(np.zeros((1, self.shape[0]), dtype=np.float32))  # builds the weights
+                    loaded[backend] = layer.get_weights()[0]
+                else:
+                    loaded[backend] = core.to_numpy(core.convert_to_tensor(draw, dtype))
+        comps = three_way(loaded["torch"], loaded["tensorflow"], draw, tol.EXACT)
+        how = "a Dense kernel" if len(self.shape) == 2 and self.fans is None else "a tensor"
+        return self.check("portable/values", dtype, device, status_of(comps), comparisons=comps,
+                          detail=f"numpy PCG64 draw loaded into {how} on each backend and read "
+                          "back: bit-identical")  # fmt: skip
 
     def _distribution_checks(
         self, mode: str, dtype: str, device: str, arrays: Mapping[str, np.ndarray],
