@@ -117,6 +117,19 @@ def kink_detail(mask: np.ndarray | None, fd_error: np.ndarray | None = None) -> 
     return "; ".join(parts)
 
 
+def flat(arrays: Any) -> np.ndarray:
+    """Arrays raveled and concatenated in float64 (weights, gradients: one vector to compare)."""
+    arrays = list(arrays)
+    if not arrays:
+        return np.zeros(0)
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+
+
+def flat_state(state: Mapping[str, list[np.ndarray]]) -> np.ndarray:
+    """An optimizer state ``{slot: [array per parameter]}`` as one vector, slots sorted."""
+    return flat(a for k in sorted(state) for a in state[k])
+
+
 def case_seed(name: str) -> int:
     """A stable per-case seed (crc32 of the name), so every run sees the same inputs."""
     return zlib.crc32(name.encode())

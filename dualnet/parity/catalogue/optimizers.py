@@ -42,7 +42,17 @@ from dualnet import optimizers as O
 from dualnet import schedules as S
 from dualnet._backend import BACKENDS, backend_module, use_backend
 from dualnet.parity import tolerance as tol
-from dualnet.parity.cases import Case, Check, case_seed, register, round_to, status_of, three_way
+from dualnet.parity.cases import (
+    Case,
+    Check,
+    case_seed,
+    flat,
+    flat_state,
+    register,
+    round_to,
+    status_of,
+    three_way,
+)
 from dualnet.reference import optimizers as R
 
 STEPS = 100
@@ -65,16 +75,6 @@ def _reference_grads(x, y, w, b):
     r = (x @ w + b - y) / _N
     loss = 0.5 * np.sum((x @ w + b - y) ** 2) / _N
     return loss, [x.T @ r, r.sum(axis=0)]
-
-
-def _flat(arrays) -> np.ndarray:
-    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
-
-
-def _flat_state(state: dict[str, list[np.ndarray]]) -> np.ndarray:
-    if not state:
-        return np.zeros(0)
-    return np.concatenate([_flat(state[k]) for k in sorted(state)])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,13 +180,13 @@ class OptimizerCase(Case):
                                      detail=detail))  # fmt: skip
 
         # --- the first update, against one reference step (state included).
-        ref1_state = _flat_state(ref_states[0])
+        ref1_state = flat_state(ref_states[0])
         # The backends' step-1 state is not recorded separately, so compare it via a 1-step run.
         one = {b: self._run(b, data, dtype, device, 1) for b in BACKENDS}
         row(
             "step1",
-            {b: np.concatenate([_flat(one[b][0][0]), _flat_state(one[b][2])]) for b in BACKENDS},
-            np.concatenate([_flat(ref_hist[0]), ref1_state]),
+            {b: np.concatenate([flat(one[b][0][0]), flat_state(one[b][2])]) for b in BACKENDS},
+            np.concatenate([flat(ref_hist[0]), ref1_state]),
             default,
         )
 
@@ -207,24 +207,24 @@ class OptimizerCase(Case):
         row(
             f"step{RESTART + 1}",
             {
-                b: np.concatenate([_flat(restarted[b][0][0]), _flat_state(restarted[b][2])])
+                b: np.concatenate([flat(restarted[b][0][0]), flat_state(restarted[b][2])])
                 for b in BACKENDS
             },
-            np.concatenate([_flat(ref_restart[0]), _flat_state(ref_restart_states[0])]),
+            np.concatenate([flat(ref_restart[0]), flat_state(ref_restart_states[0])]),
             default,
         )
 
         # --- the whole trajectory.
         growth = [
-            np.max(np.abs(_flat(runs["torch"][0][k - 1]) - _flat(runs["tensorflow"][0][k - 1])))
+            np.max(np.abs(flat(runs["torch"][0][k - 1]) - flat(runs["tensorflow"][0][k - 1])))
             for k in (1, 10, self.steps)
         ]
         detail = "max|w_torch-w_tf| after 1/10/{}: {:.1e}/{:.1e}/{:.1e}".format(self.steps, *growth)
-        row("trajectory", {b: _flat(runs[b][0][-1]) for b in BACKENDS}, _flat(ref_hist[-1]),
+        row("trajectory", {b: flat(runs[b][0][-1]) for b in BACKENDS}, flat(ref_hist[-1]),
             long, detail)  # fmt: skip
         row("loss", {b: runs[b][1] for b in BACKENDS}, ref_loss, long)
-        row("state", {b: _flat_state(runs[b][2]) for b in BACKENDS},
-            _flat_state(ref_states[-1]), long)  # fmt: skip
+        row("state", {b: flat_state(runs[b][2]) for b in BACKENDS},
+            flat_state(ref_states[-1]), long)  # fmt: skip
         return checks
 
 
