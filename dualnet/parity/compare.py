@@ -21,6 +21,9 @@ class Diff:
         worst_actual, worst_expected: the two values there.
         mismatched: elements outside the bound, non-finite mismatches included.
         nonfinite_mismatched: positions where NaN/±inf differ (never masked, always failures).
+        nonfinite_matched: positions where both sides hold the same NaN/±inf. They pass (as
+            ``assert_close(equal_nan=True)``: e.g. e^x overflowing on both sides and in the
+            reference) and are counted so a report can show them.
         total: elements compared.
         worst_ratio: the largest ``|a - e| / (atol + rtol·|e|)``: below 1 passes; how close
             the comparison came to failing (inf for a non-finite mismatch).
@@ -39,6 +42,7 @@ class Diff:
     tolerance: Tolerance
     passed: bool
     worst_ratio: float = 0.0
+    nonfinite_matched: int = 0
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -52,7 +56,8 @@ class Diff:
             head,
             f"Mismatched elements: {self.mismatched} / {self.total} ({pct:.1f}%)",
             f"Non-finite mismatches (NaN/inf on one side only or of different sign): "
-            f"{self.nonfinite_mismatched}",
+            f"{self.nonfinite_mismatched} (matching NaN/inf on both sides: "
+            f"{self.nonfinite_matched})",
             f"Greatest absolute difference: {self.max_abs:.6g} (up to {self.tolerance.atol:g} "
             f"allowed)",
             f"Greatest relative difference: {self.max_rel:.6g} (up to {self.tolerance.rtol:g} "
@@ -73,6 +78,7 @@ class Diff:
             "worst_ratio": _json_float(self.worst_ratio),
             "mismatched": self.mismatched,
             "nonfinite_mismatched": self.nonfinite_mismatched,
+            "nonfinite_matched": self.nonfinite_matched,
             "total": self.total,
             "rtol": self.tolerance.rtol,
             "atol": self.tolerance.atol,
@@ -154,4 +160,5 @@ def compare(
         tolerance=tolerance,
         passed=mismatched == 0,
         worst_ratio=float(ratio.max()) if a.size else 0.0,
+        nonfinite_matched=int((selected & ~finite & same_nonfinite).sum()),
     )
