@@ -8,24 +8,43 @@ from typing import Any
 
 import numpy as np
 
-from dualnet._backend import backend_module
+from dualnet._backend import backend_module, get_backend
+
+# Backend name -> its implementation package, filled on first use. Every activation, loss and
+# layer call asks for the active backend; the cache turns that into one dict lookup
+# (backend_module would re-resolve the name and search sys.modules each time).
+_packages: dict[str, ModuleType] = {}
+
+
+def package(name: str) -> ModuleType:
+    """``backend_module(name)`` for a canonical backend name, cached (the hot-path lookup)."""
+    module = _packages.get(name)
+    if module is None:
+        module = _packages[name] = backend_module(name)
+    return module
 
 
 def backend() -> ModuleType:
     """The active backend's implementation package (imports the framework on first use)."""
-    return backend_module()
+    return package(get_backend())
 
 
 def tensor(x: Any, dtype: str | None = None) -> Any:
     """Convert ``x`` to a native tensor of the active backend (see ``core.convert_to_tensor``)."""
+    core = backend().core
+    # Hot path (every activation call): a tensor of the active backend that conversion would
+    # return unchanged. `is_plain_tensor` is exact (tf.Variables are converted, so they are not
+    # plain) and a tensor of the active backend cannot be foreign.
+    if dtype is None and core.is_plain_tensor(x):
+        return x
     _check_foreign(x)
-    return backend_module().core.convert_to_tensor(x, dtype)
+    return core.convert_to_tensor(x, dtype)
 
 
 def _check_foreign(x: Any) -> None:
     """Refuse a tensor that belongs to the *other* framework, with a clear message."""
     owner = tensor_backend(x)
-    active = backend_module().core.NAME
+    active = backend().core.NAME
     if owner is not None and owner != active:
         raise TypeError(
             f"got a {owner} tensor while the active dualnet backend is {active!r}; convert it "
@@ -53,4 +72,4 @@ def to_numpy(x: Any) -> np.ndarray:
     owner = tensor_backend(x)
     if owner is None:
         return np.asarray(x)
-    return backend_module(owner).core.to_numpy(x)
+    return package(owner).core.to_numpy(x)

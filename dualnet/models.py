@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from dualnet import _ops
 from dualnet import layers as _layers
 from dualnet._backend import backend_module, canonical_name, get_backend, use_backend
 from dualnet._ops import tensor_backend
@@ -298,14 +299,17 @@ class Model:
     def __call__(self, inputs: Any, training: Any = None) -> Any:
         """Run the model on data; returns native tensor(s) of the model's backend."""
         xs, single = self._split_inputs(inputs)
-        backend = self._backend or get_backend()
+        active = get_backend()
+        backend = self._backend or active
         for x in xs:
             self._check_tensor(x, backend)
-        core = backend_module(backend).core
+        core = _ops.package(backend).core
         tensors = [core.convert_to_tensor(x) for x in xs]
         if not self.built:
             return self._first_call(tensors, single, backend)
         tensors = self._prepare(tensors, core)
+        if backend == active:  # the usual case: no backend switch to make and undo
+            return self._run(tensors, single)
         with use_backend(backend):
             return self._run(tensors, single)
 
@@ -768,7 +772,7 @@ class Sequential(Model):
         return [t]
 
     def _run(self, tensors: list[Any], single: bool) -> Any:
-        return backend_module(self._backend).models.call(self._native, tensors, True)
+        return _ops.package(self._backend).models.call(self._native, tensors, True)
 
     def _graph(self) -> list[tuple[Layer, list[Layer], tuple | None]]:
         out: list[tuple[Layer, list[Layer], tuple | None]] = []
@@ -916,7 +920,7 @@ class Functional(Model):
         object.__setattr__(self, "_build_input_shape", [t.shape for t in self._inputs])
 
     def _run(self, tensors: list[Any], single: bool) -> Any:
-        models = backend_module(self._backend).models
+        models = _ops.package(self._backend).models
         return models.call(self._native, tensors, self._single[0], self._single[1])
 
     def _graph(self) -> list[tuple[Layer, list[Layer], tuple | None]]:

@@ -29,8 +29,9 @@ Note [Keras semantics of fit]
 
 Note [Non-finite values stop training]
 --------------------------------------
-Before each update the loss, every gradient and every weight are checked (one
-device-to-host transfer). If any is NaN or ±inf, the update is **not** applied and
+Before each update the loss, every gradient and every weight are checked (one reduction per
+tensor and one device-to-host transfer; the per-tensor scan that names the culprit runs only
+when that fails). If any is NaN or ±inf, the update is **not** applied and
 :class:`dualnet.errors.NonFiniteError` is raised, naming the step (the optimizer's
 ``iterations + 1``), the epoch and batch, what went non-finite first (loss, gradient of a named
 weight, or a weight that an earlier update overflowed) and the loss value. The weights and
@@ -56,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from dualnet import _ops
 from dualnet import losses as _losses
 from dualnet import metrics as _metrics
 from dualnet import optimizers as _optimizers
@@ -248,17 +250,21 @@ def _step(model: Any, c: Compiled, x: Any, y: Any, *, epoch: int | None = None,
           batch: int | None = None) -> tuple[float, dict[str, np.ndarray]]:  # fmt: skip
     """One update; returns the batch loss and per-sample metric values. Applies nothing if a
     value is non-finite (Note [Non-finite values stop training])."""
-    B = backend_module(model._backend).models
+    B = _ops.package(model._backend).models
     if c.params is None:
         c.params = B.trainable_params(model)
         c.optimizer.build(c.params)
     params = c.params
     with use_backend(model._backend):
         loss, outputs, grads = B.value_and_grads(_forward_loss(model, c, x, y), params)
-        flags = B.finite_flags([loss, *grads, *params])
+        checked = [loss, *grads, *params]
         value = float(to_numpy(loss))
-        if not flags.all():
-            _raise_nonfinite(model, c, flags, value, epoch, batch)
+        # One cheap all-finite test per step; the per-tensor scan (which names the culprit)
+        # runs only when it fails.
+        if not B.all_finite(checked):
+            flags = B.finite_flags(checked)
+            if not flags.all():
+                _raise_nonfinite(model, c, flags, value, epoch, batch)
         logs = _metric_logs(c, y, outputs)
         c.optimizer.apply(grads, params)
     return value, logs

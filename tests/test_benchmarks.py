@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dualnet._backend import use_backend as dn_backend
 from dualnet.bench import report as rep
 from dualnet.bench import runner, stats, suite
-from dualnet.bench.kernels import Kernel, Setup, Unavailable, Workload
+from dualnet.bench.kernels import Kernel, Setup, Unavailable, Unsupported, Workload
 from dualnet.bench.timing import Entrant, Policy, prepare, run_interleaved
 
 TINY = Policy(rel_ci=0.5, min_samples=3, budget_s=0.02, block_s=1e-4, warmup=1, warmup_s=0)
@@ -226,6 +227,49 @@ def test_models_forward_backward_and_compiled_modes(tmp_path):
         assert rows[key]["status"] == "ok", (key, rows[key]["error"])
     assert rows[("model", "torch", "compile")]["status"] == "skipped"
     assert rows[("overhead", "dualnet[torch]", "eager")]["ratio"]["name"] == "dualnet/native"
+
+
+def test_training_step_kernels(tmp_path):
+    """One optimizer step on both backends (eager), dualnet vs hand-written (checked equal at
+    build); the compiled modes are recorded as unsupported, not faked."""
+    pytest.importorskip("dualnet.training")
+    picked = {"model/tutorial[1x3x3x2x2]/train", "overhead/tutorial[1x3x3x2x2]/train"}
+    kernels = [k for k in suite.kernels(quick=True) if k.id in picked]
+    assert len(kernels) == 2
+    config = runner.Config(modes=("eager", "compiled"), torch_compile=False, policy=TINY,
+                           json_path=None)  # fmt: skip
+    report = runner.Run(config, {}, {}).execute(runner.plan(kernels, config, [], quick=True))
+    rows = {(r["group"], r["label"], r["mode"]): r for r in report["results"]}
+    for key in [("model", "torch", "eager"), ("model", "tensorflow", "eager"),
+                ("overhead", "dualnet[torch]", "eager"), ("overhead", "native[torch]", "eager"),
+                ("overhead", "dualnet[tensorflow]", "eager"),
+                ("overhead", "native[tensorflow]", "eager")]:  # fmt: skip
+        assert rows[key]["status"] == "ok", (key, rows[key]["error"])
+        assert rows[key]["pass"] == "train"
+    assert rows[("overhead", "dualnet[tensorflow]", "eager")]["ratio"]["name"] == "dualnet/native"
+    for key in [("model", "tensorflow", "function"), ("model", "tensorflow", "xla"),
+                ("overhead", "dualnet[tensorflow]", "function"),
+                ("overhead", "native[tensorflow]", "function")]:  # fmt: skip
+        assert rows[key]["status"] == "unsupported", key
+        assert "runs eagerly only" in rows[key]["error"]
+    assert "train" in rep.tables(report["results"])["overhead"]
+    with pytest.raises(Unsupported, match="runs eagerly only"):  # torch.compile, unbuilt above
+        kernels[0].build(Setup(backend="torch", mode="compile"))
+
+
+def test_native_training_step_mismatch_is_refused(monkeypatch):
+    """The overhead comparison refuses a hand-written step that does different work."""
+    real = suite._torch_step
+
+    def two_steps(net, name):
+        step = real(net, name)
+        return lambda x, y: (step(x, y), step(x, y))[1]
+
+    monkeypatch.setattr(suite, "_torch_step", two_steps)
+    kernel = next(k for k in suite.kernels(quick=True)
+                  if k.id == "overhead/tutorial[1x3x3x2x2]/train")  # fmt: skip
+    with dn_backend("torch"), pytest.raises(AssertionError, match="disagrees with dualnet's"):
+        kernel.build(Setup(backend="torch", impl="native"))
 
 
 def test_harness_agrees_with_torch_utils_benchmark():

@@ -437,3 +437,39 @@ def test_cli_plot(tmp_path, monkeypatch):
     assert cli.main(["plot", "gradients", "--out", str(tmp_path)]) == 0
     assert drawn == [tmp_path / "gradients.png"]
     assert cli.main(["plot", "nope", "--out", str(tmp_path)]) == 2
+
+
+# ------------------------------------------------------------------- the per-step finiteness check
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "inf-and-minus-inf", "none"])
+def test_all_finite_agrees_with_the_per_tensor_flags(backend, bad):
+    """The cheap all-finite test never misses a non-finite value (no false negatives)."""
+    from dualnet._backend import backend_module
+
+    B = backend_module(backend).models
+    values = {"nan": [np.nan], "inf": [np.inf], "-inf": [-np.inf],
+              "inf-and-minus-inf": [np.inf, -np.inf], "none": []}[bad]  # fmt: skip
+    with dn.use_backend(backend):
+        tensors = [dn.activations.linear(np.ones((3, 2), "float32")),
+                   dn.activations.linear(np.array(2.0, "float64"))]  # fmt: skip
+        tensors.append(dn.activations.linear(np.array([1.0, *values], "float32")))
+        flags = B.finite_flags(tensors)
+        assert B.all_finite(tensors) == bool(flags.all()) == (bad == "none")
+
+
+def test_overflowing_check_sum_of_finite_values_does_not_stop_training(backend):
+    """All-finite is tested through sums, which can overflow for finite values: then the
+    per-tensor scan decides, and training goes on."""
+    model = linear(backend)
+    model.compile(optimizer=optimizers.SGD(0.0), loss="mse")
+    big = np.full((3, 2), 3e38, "float32")  # finite, but its float32 sum is inf
+    model.set_weights([big, np.zeros(2, "float32")])
+    from dualnet._backend import backend_module
+
+    B = backend_module(backend).models
+    with dn.use_backend(backend):
+        assert not B.all_finite(B.trainable_params(model))  # the cheap test is inconclusive
+    logs = model.train_step(np.zeros((4, 3)), np.zeros((4, 2)))  # zero inputs: finite loss
+    assert logs["loss"] == 0.0 and model.optimizer.iterations == 1
+    np.testing.assert_array_equal(model.get_weights()[0], big)

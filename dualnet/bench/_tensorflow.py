@@ -101,13 +101,16 @@ def build_call(
     args: Sequence[Any],
     mode: str,
     params: Sequence[Any] | None = None,
+    *,
+    step: bool = False,
 ) -> Callable[[], Any]:
     """A zero-argument callable running ``fn(*args)`` or, with ``params``, forward and the
     gradients with respect to ``params`` through a GradientTape with a fixed all-ones
     cotangent. In the compiled modes the tape is inside the tf.function, so forward and
-    backward are one graph (one XLA cluster with ``xla``)."""
+    backward are one graph (one XLA cluster with ``xla``). ``step=True``: ``fn(*args)`` is a
+    whole training step (its own tape and update), run or compiled as it is."""
     args = tuple(args)
-    if params is None:
+    if params is None or step:
         compiled = _compile(fn, mode)
         return lambda: compiled(*args)
     # Keras 3 variables wrap a tf.Variable (``.value``); the tape watches the tf.Variable.

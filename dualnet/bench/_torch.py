@@ -95,9 +95,12 @@ def build_call(
     args: Sequence[Any],
     mode: str,
     params: Sequence[Any] | None = None,
+    *,
+    step: bool = False,
 ) -> Callable[[], Any]:
     """A zero-argument callable running ``fn(*args)`` (``params is None``: forward only) or
-    forward and the gradients with respect to ``params``.
+    forward and the gradients with respect to ``params``; with ``step=True``, ``fn(*args)`` is
+    a whole training step and runs as it is (autograd on; compiled whole by torch.compile).
 
     Forward only runs under ``torch.no_grad()``: Keras records nothing outside a GradientTape,
     and building an autograd graph nobody uses would charge torch for work TF does not do.
@@ -106,6 +109,8 @@ def build_call(
     """
     compiled = _compile(fn, mode)
     args = tuple(args)
+    if step:
+        return lambda: compiled(*args)
     if params is None:
 
         def forward() -> Any:

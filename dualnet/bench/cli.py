@@ -167,8 +167,9 @@ def run_main(args: argparse.Namespace) -> int:
             "torch.compile skipped (--quick default; --torch-compile to include it): "
             "the compiled rows have tf.function and XLA only, no torch/tf ratio"
         )
-    notes.append("training step (optimizer update): not benchmarked yet — dualnet has no "
-                 "training loop yet; forward and forward+backward only")  # fmt: skip
+    if "compiled" in modes and any(k.pass_ == "train" for k in kernels):
+        notes.append("training step: eager only; compiled rows unsupported — "
+                     + suite.COMPILED_TRAIN_STEP)  # fmt: skip
 
     progress = _Progress(enabled=not args.quiet, total=len(measurements) + 2)
     with progress:

@@ -28,7 +28,8 @@ import numpy as np
 from dualnet.errors import bad_value
 
 GROUPS = ("activation", "dense", "loss", "model", "overhead")
-PASSES = ("forward", "forward+backward")
+# "train": one full optimizer step (forward, loss, backward, finiteness check, update).
+PASSES = ("forward", "forward+backward", "train")
 
 
 class Unavailable(Exception):
@@ -48,6 +49,9 @@ class Setup:
     dtype: str = "float32"
     impl: Literal["dualnet", "native"] = "dualnet"
     seed: int = 0
+    # The framework mode the workload will run in ("eager", "compile", "function", "xla"): a
+    # builder raises Unsupported when its workload cannot run in it.
+    mode: str = "eager"
 
     def rng(self) -> np.random.Generator:
         """A fresh generator: the same inputs for every backend and implementation."""
@@ -57,11 +61,18 @@ class Setup:
 @dataclass(frozen=True, kw_only=True)
 class Workload:
     """``fn(*args)`` is timed. With ``params`` (not None) the pass is forward+backward:
-    gradients of ``fn``'s output with respect to ``params``."""
+    gradients of ``fn``'s output with respect to ``params``. With ``step=True`` ``fn(*args)``
+    is a whole training step (it updates the weights): it is called as it is, with autograd
+    on, and compiled as one function in the compiled modes."""
 
     fn: Callable[..., Any]
     args: Sequence[Any]
     params: Sequence[Any] | None = None
+    step: bool = False
+
+    def __post_init__(self) -> None:
+        if self.step and self.params is not None:
+            raise bad_value("params", "a list", "None for a training step (step=True)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,7 +88,7 @@ class Kernel:
             the kernel is not compute-like.
         elements_moved: elements read plus written per call at minimum (one read and one write
             per element for an element-wise op), for GB/s; None when compute-like.
-        pass_: "forward" or "forward+backward".
+        pass_: "forward", "forward+backward" or "train" (one optimizer step).
         compare: "backends" (torch vs tf) or "overhead" (dualnet vs native, per backend).
         modes: the mode groups ("eager", "compiled") this kernel is timed in (``--quick``
             times most kernels in eager mode only).

@@ -17,6 +17,10 @@ HEADERS = ("kernel", "shape", "pass", "dtype", "device", "mode", "backend", "med
            "n", "GFLOP/s|GB/s", "% peak", "ratio", "1st call", "note")  # fmt: skip
 
 
+# Short names of the passes in tables ("train": one whole optimizer step).
+PASS_NAMES = {"forward": "fwd", "forward+backward": "fwd+bwd", "train": "train"}
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """Read a JSON file written by ``dualnet bench``."""
     data = json.loads(Path(path).read_text())
@@ -57,7 +61,7 @@ def _ratio(r: dict[str, Any]) -> str:
 
 def row(r: dict[str, Any]) -> list[str]:
     """One table row; a failed/skipped entrant shows its status and reason instead of times."""
-    base = [r["kernel"], _shape(r["shape"]), "fwd" if r["pass"] == "forward" else "fwd+bwd",
+    base = [r["kernel"], _shape(r["shape"]), PASS_NAMES.get(r["pass"], r["pass"]),
             r["dtype"], r["device"], r["mode"], r["label"]]  # fmt: skip
     if r["status"] != "ok" or not r.get("stats"):
         reason = (r.get("error") or "").splitlines()[0][:90] if r.get("error") else ""

@@ -149,14 +149,14 @@ def _build(
     mod = environment.native(planned.backend)
     if not mod.supports_dtype(device, dtype):
         return None, "unsupported", f"{planned.backend} has no {dtype} on {device}"
-    setup = Setup(
-        backend=planned.backend, device=device, dtype=dtype, impl=planned.impl, seed=config.seed
-    )
+    setup = Setup(backend=planned.backend, device=device, dtype=dtype, impl=planned.impl,
+                  seed=config.seed, mode=planned.mode)  # fmt: skip
     scope = _scope(planned.backend, device)
     try:
         with scope():
             workload = kernel.build(setup)
-            call = mod.build_call(workload.fn, workload.args, planned.mode, workload.params)
+            call = mod.build_call(workload.fn, workload.args, planned.mode, workload.params,
+                                  step=workload.step)  # fmt: skip
     except Exception as exc:
         return None, _status_of(exc), f"{type(exc).__name__}: {exc}"
     entrant = Entrant(label=planned.label, call=call, sync=mod.sync_fn(device), scope=scope)

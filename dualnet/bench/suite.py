@@ -9,11 +9,18 @@ Groups:
   1 to 2048×2048 weights at batch 1024, where the machine's compute peak matters.
 * ``loss``: every loss class of :mod:`dualnet.losses` (the cross-entropies both on
   probabilities and on logits) on ``(batch, classes)``.
-* ``model``: forward and forward+backward (gradients of every parameter) of the tutorial's
-  3-3-2-2 network and of a 784-512-512-10 MLP, built with ``dn.Sequential``. A training step
-  (optimizer update) is not benchmarked yet: dualnet has no training loop yet.
+* ``model``: forward, forward+backward (gradients of every parameter) and one training step
+  (``model.train_step``: forward, loss, gradients, finiteness check, SGD update) of the
+  tutorial's 3-3-2-2 network and of a 784-512-512-10 MLP, built with ``dn.Sequential``.
 * ``overhead``: the same two networks through dualnet and written by hand in plain torch / plain
-  Keras with the same weights, timed side by side.
+  Keras with the same weights, timed side by side; the training step against a hand-written
+  step (torch: ``loss.backward()`` + ``torch.optim.SGD``; Keras: ``GradientTape`` +
+  ``keras.optimizers.SGD``), checked to give the same loss and the same updated weights.
+
+The training step runs eagerly only: dualnet's ``train_step`` reads the loss and the finiteness
+flag on the host every step and counts steps in Python, so ``tf.function`` cannot trace it and
+``torch.compile`` splits it at graph breaks and recompiles for every step count until it falls
+back to eager (measured slower than eager). Its compiled rows are recorded as unsupported.
 
 Work per call: FLOPs count multiply-adds as 2 and only the matmuls (bias adds and activations
 are ignored); bytes count one read of every input element and one write of every output
@@ -32,7 +39,7 @@ import numpy as np
 
 from dualnet import _ops
 from dualnet._backend import backend_module
-from dualnet.bench.kernels import Kernel, Setup, Unavailable, Workload
+from dualnet.bench.kernels import Kernel, Setup, Unavailable, Unsupported, Workload
 
 # The tutorial network: 3 inputs, Dense(3), Dense(2), Dense(2), sigmoid units (as in the
 # classic backpropagation tutorials), one sample per call.
@@ -271,7 +278,7 @@ def _model_kernel(name: str, spec: dict[str, Any], pass_: str, compare: str) -> 
                   compare=compare, note="shape = (batch, *layer widths)")  # fmt: skip
 
 
-def _check_same(ours: Any, theirs: Any, setup: Setup) -> None:
+def _check_same(ours: Any, theirs: Any, setup: Setup, what: str = "output") -> None:
     """The hand-written network must compute what dualnet's does, or the timing compares
     different work."""
     a = np.asarray(_ops.to_numpy(ours), dtype=np.float64)
@@ -279,10 +286,138 @@ def _check_same(ours: Any, theirs: Any, setup: Setup) -> None:
     tol = 1e-4 if setup.dtype in ("float32", "float64") else 5e-2
     if a.shape != b.shape or not np.allclose(a, b, rtol=tol, atol=tol):
         raise AssertionError(
-            f"hand-written {setup.backend} network disagrees with dualnet's "
-            f"(max |diff| {np.max(np.abs(a - b)) if a.shape == b.shape else 'shape'}); "
+            f"hand-written {setup.backend} network disagrees with dualnet's ({what}: "
+            f"max |diff| {np.max(np.abs(a - b)) if a.shape == b.shape else 'shape'}); "
             "overhead comparison refused"
         )
+
+
+# ----------------------------------------------------------------------------- training step
+
+# Plain SGD: the same rule in dualnet (Keras 3's SGD), torch.optim.SGD without momentum and
+# keras.optimizers.SGD: w <- w - lr * g.
+LEARNING_RATE = 0.01
+# Per network: the loss (dualnet name), and what the targets are.
+TRAIN_LOSS = {"tutorial": "mse", "mlp": "categorical_crossentropy_logits"}
+COMPILED_TRAIN_STEP = (
+    "dualnet's train_step runs eagerly only: it reads the loss and the finiteness flag on the "
+    "host every step and counts steps in Python (tf.function cannot trace it; torch.compile "
+    "breaks the graph there and recompiles per step count until it falls back to eager)"
+)
+
+
+def _train_loss(name: str) -> Any:
+    losses = _require("dualnet.losses")
+    if TRAIN_LOSS[name] == "mse":
+        return losses.MeanSquaredError()
+    return losses.CategoricalCrossentropy(from_logits=True)
+
+
+def _train_data(name: str, spec: dict[str, Any], setup: Setup) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets: real targets in [0, 1) for the tutorial's squared error, one-hot
+    labels for the MLP's cross-entropy on logits."""
+    widths, batch = spec["widths"], spec["batch"]
+    rng = setup.rng()
+    x = rng.standard_normal((batch, widths[0]), dtype=np.float32)
+    if TRAIN_LOSS[name] == "mse":
+        y = rng.random((batch, widths[-1]), dtype=np.float32)
+    else:
+        y = np.eye(widths[-1], dtype=np.float32)[rng.integers(0, widths[-1], size=batch)]
+    return x, y
+
+
+def _torch_step(net: Any, name: str) -> Any:
+    """A hand-written torch training step: forward, loss, ``backward``, ``torch.optim.SGD``."""
+    import torch
+
+    opt = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+    # MSELoss (mean over every element) = Keras's MSE with sum_over_batch_size; cross_entropy
+    # with probability targets, averaged over the batch = CategoricalCrossentropy(logits).
+    loss_fn = torch.nn.MSELoss() if TRAIN_LOSS[name] == "mse" else torch.nn.CrossEntropyLoss()
+
+    def step(x: Any, y: Any) -> Any:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def _keras_step(net: Any, name: str) -> Any:
+    """A hand-written Keras training step: ``GradientTape`` and ``keras.optimizers.SGD``."""
+    import keras
+    import tensorflow as tf
+
+    opt = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
+    loss_fn = (
+        keras.losses.MeanSquaredError() if TRAIN_LOSS[name] == "mse"
+        else keras.losses.CategoricalCrossentropy(from_logits=True)
+    )  # fmt: skip
+    variables = net.trainable_variables
+
+    def step(x: Any, y: Any) -> Any:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, net(x, training=True))
+        grads = tape.gradient(loss, variables)
+        opt.apply_gradients(zip(grads, variables, strict=True))
+        return loss
+
+    return step
+
+
+def _native_weights(net: Any, backend: str) -> list[np.ndarray]:
+    """A hand-written network's weights in dualnet's canonical layout (kernels ``(in, out)``)."""
+    if backend == "torch":
+        out = []
+        for p in net.parameters():
+            a = p.detach().cpu().float().numpy()
+            out.append(a.T if a.ndim == 2 else a)  # nn.Linear keeps (out, in)
+        return out
+    return [np.asarray(w, dtype=np.float32) for w in net.get_weights()]
+
+
+def _train_kernel(name: str, spec: dict[str, Any], compare: str) -> Kernel:
+    widths, batch = spec["widths"], spec["batch"]
+
+    def build(setup: Setup) -> Workload:
+        if setup.mode != "eager":
+            raise Unsupported(
+                COMPILED_TRAIN_STEP if setup.impl == "dualnet"
+                else "no dualnet step to compare with: " + COMPILED_TRAIN_STEP
+            )  # fmt: skip
+        optimizers = _require("dualnet.optimizers")
+        _seed(setup.seed)
+        model = _dualnet_model(spec, setup.dtype)
+        x_np, y_np = _train_data(name, spec, setup)
+        x, y = _tensor(x_np, setup.dtype), _tensor(y_np, setup.dtype)
+        model.compile(optimizer=optimizers.SGD(LEARNING_RATE), loss=_train_loss(name))
+        if setup.impl == "dualnet":
+            model.train_step(x, y)  # realise, build the optimizer, outside the clock
+            return Workload(fn=model.train_step, args=(x, y), step=True)
+        weights = [w.astype(np.float32) for w in model.get_weights()]
+        net = (_torch_native if setup.backend == "torch" else _keras_native)(spec, weights, setup)
+        step = (_torch_step if setup.backend == "torch" else _keras_step)(net, name)
+        # One step of each from the same weights: same loss, same updated weights.
+        ours = model.train_step(x, y)["loss"]
+        theirs = float(_ops.to_numpy(step(x, y)))
+        _check_same(np.array([ours]), np.array([theirs]), setup, what="loss")
+        for i, (a, b) in enumerate(zip(model.get_weights(), _native_weights(net, setup.backend),
+                                       strict=True)):  # fmt: skip
+            _check_same(a, b, setup, what=f"weight {i} after one step")
+        return Workload(fn=step, args=(x, y), step=True)
+
+    pairs = list(itertools.pairwise(widths))
+    forward = sum(2 * batch * a * b for a, b in pairs)
+    # Forward, then weight and input gradients (as forward+backward); the update is
+    # element-wise and not counted.
+    flops = forward + forward + (forward - 2 * batch * pairs[0][0] * pairs[0][1])
+    loss = TRAIN_LOSS[name].replace("categorical_crossentropy_logits", "cross-entropy on logits")
+    return Kernel(group="model" if compare == "backends" else "overhead", name=name,
+                  shape=(batch, *widths), build=build, flops=flops, pass_="train",
+                  compare=compare, note=f"shape = (batch, *layer widths); {loss}, SGD "
+                  f"lr={LEARNING_RATE}")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the suite
@@ -305,4 +440,5 @@ def kernels(quick: bool = False) -> list[Kernel]:
         for name, spec in (("tutorial", TUTORIAL), ("mlp", MLP)):
             for pass_ in ("forward", "forward+backward"):
                 out.append(_model_kernel(name, spec, pass_, compare))
+            out.append(_train_kernel(name, spec, compare))
     return out

@@ -50,6 +50,12 @@ def is_tensor(x: Any) -> bool:
     return tf.is_tensor(x) or isinstance(x, tf.Variable)
 
 
+def is_plain_tensor(x: Any) -> bool:
+    """True when :func:`convert_to_tensor` (no dtype) returns ``x`` itself (the hot-path test
+    of ``_ops.tensor``): a tf.Tensor, eager or symbolic, but not a tf.Variable (converted)."""
+    return isinstance(x, tf.Tensor) and not isinstance(x, tf.Variable)
+
+
 def is_symbolic(x: Any) -> bool:
     """True for a graph tensor inside tf.function (values are not known on the host)."""
     return bool(tf.is_symbolic_tensor(x))

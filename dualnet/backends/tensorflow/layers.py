@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from dualnet import activations as _activations
-from dualnet._backend import use_backend
+from dualnet._backend import get_backend, use_backend
 
 
 def _keras_activation(fn: Callable[..., Any]) -> Callable[..., Any] | None:
@@ -29,7 +29,10 @@ def _keras_activation(fn: Callable[..., Any]) -> Callable[..., Any] | None:
     @functools.wraps(fn)
     def activation(x):
         # dualnet's activations dispatch on the *active* backend; the Keras layer may be
-        # called directly (model.native(x)) while torch is active, so pin TensorFlow.
+        # called directly (model.native(x)) while torch is active, so pin TensorFlow (no
+        # switch needed when it is active already: every call through a dualnet model).
+        if get_backend() == "tensorflow":
+            return fn(x)
         with use_backend("tensorflow"):
             return fn(x)
 

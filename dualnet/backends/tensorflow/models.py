@@ -112,6 +112,21 @@ def value_and_grads(
     return loss, outputs, list(grads)
 
 
+def all_finite(tensors: Sequence[Any]) -> bool:
+    """Whether every element of every tensor is finite: the per-step check, in few ops.
+
+    One ``reduce_sum`` per tensor, then one test of all the sums: a NaN or an infinity
+    (``inf + -inf`` is NaN) makes the sum non-finite, so a finite sum proves its tensor finite.
+    A sum of finite values can still overflow; that only costs the detailed scan of
+    :func:`finite_flags`, which the caller runs whenever this says False. (Not ``reduce_max``:
+    Eigen's max reduction may drop NaNs.)
+    """
+    sums = [tf.reduce_sum(t) for t in tensors]
+    if len({s.dtype for s in sums}) > 1:
+        sums = [tf.cast(s, tf.float64) for s in sums]  # widening: a finite sum stays finite
+    return bool(tf.reduce_all(tf.math.is_finite(tf.stack(sums))))
+
+
 def finite_flags(tensors: Sequence[Any]) -> np.ndarray:
     """Per tensor, whether every element is finite; one device-to-host transfer for all."""
     flags = tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])

@@ -38,6 +38,12 @@ def is_tensor(x: Any) -> bool:
     return isinstance(x, torch.Tensor)
 
 
+def is_plain_tensor(x: Any) -> bool:
+    """True when :func:`convert_to_tensor` (no dtype) returns ``x`` itself (the hot-path test
+    of ``_ops.tensor``)."""
+    return isinstance(x, torch.Tensor)
+
+
 def is_symbolic(x: Any) -> bool:
     """True while torch.compile traces (values are not known on the host)."""
     return bool(torch.compiler.is_compiling())
@@ -60,8 +66,13 @@ def device_scope(device: str) -> Iterator[None]:
     """Place new tensors and parameters on ``device`` ("cpu" or "cuda") inside the block."""
     global _device
     previous, _device = _device, device
+    # torch.device(...) as a context manager is a TorchFunctionMode: while it is active every
+    # torch call and every tensor attribute read (x.dtype, x.shape) goes through a Python
+    # handler (~1 µs each on CPU). When new tensors land on the CPU anyway (the default
+    # device, with no other device context around) it changes nothing, so it is skipped.
+    already = device == "cpu" and torch.get_default_device().type == "cpu"
     try:
-        with torch.device(device):
+        with contextlib.nullcontext() if already else torch.device(device):
             yield
     finally:
         _device = previous

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dualnet import activations as _activations
-from dualnet._backend import use_backend
+from dualnet._backend import get_backend, use_backend
 from dualnet.backends.torch import core
 
 
@@ -29,7 +29,10 @@ def _parameter(array: np.ndarray) -> nn.Parameter:
 
 def _activate(fn: Callable[..., Any], x: torch.Tensor) -> torch.Tensor:
     # dualnet's activation functions dispatch on the *active* backend; the module may be called
-    # directly (model.native(x)) while TensorFlow is active, so pin torch for the call.
+    # directly (model.native(x)) while TensorFlow is active, so pin torch for the call. When
+    # torch is already active (every call through a dualnet model) the switch is skipped.
+    if get_backend() == "torch":
+        return fn(x)
     with use_backend("torch"):
         return fn(x)
 

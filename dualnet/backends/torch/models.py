@@ -116,6 +116,20 @@ def value_and_grads(
     return loss.detach(), outputs, grads
 
 
+def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether every element of every tensor is finite: the per-step check, in few kernels.
+
+    One sum per tensor, then one test of all the sums: a NaN or an infinity (``inf + -inf`` is
+    NaN) makes the sum non-finite, so a finite sum proves its tensor finite. A sum of finite
+    values can still overflow; that only costs the detailed scan of :func:`finite_flags`,
+    which the caller runs whenever this says False. (Sums are the cheapest full reduction on
+    CPU: ``isfinite().all()`` per tensor costs ~20x more on the MLP's 0.7 M weights, and
+    ``_foreach_norm(inf)`` more still.)
+    """
+    with torch.no_grad():
+        return bool(torch.stack([t.sum() for t in tensors]).isfinite().all())  # stack promotes
+
+
 def finite_flags(tensors: Sequence[torch.Tensor]) -> np.ndarray:
     """Per tensor, whether every element is finite; one device-to-host transfer for all."""
     with torch.no_grad():
