@@ -728,7 +728,7 @@ def serialize(layer: Layer) -> dict[str, Any]:
 
 def get(config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Layer:
     """Rebuild a layer from :func:`serialize`'s output."""
-    if not isinstance(config, dict) or set(config) < {"class_name", "config"}:
+    if not isinstance(config, dict) or not {"class_name", "config"} <= set(config):
         raise bad_value("config", config, "a dict {'class_name': str, 'config': dict}")
     classes = {**_CLASSES, **(custom_objects or {})}
     cls = classes.get(config["class_name"])

@@ -211,3 +211,9 @@ def test_graph_building_imports_no_framework():
         "assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("bad", [{"foo": 1}, {"class_name": "Dense"}, [1, 2], "dense"])
+def test_layers_get_malformed_config_is_clear(bad):
+    with pytest.raises(ValueError, match="expected a dict {'class_name': str, 'config': dict}"):
+        dn.layers.get(bad)
