@@ -495,3 +495,15 @@ def test_import_does_not_load_frameworks():
     code = ("import sys, dualnet.optimizers as O, dualnet.schedules; O.Adam(); "
             "assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_half_precision_weights_warn_that_they_are_not_parity_checked(dtype, backend):
+    from dualnet.errors import DualnetWarning
+
+    params = _variables(backend, [np.ones(3)], dtype)
+    if dtype == "float16":
+        with pytest.warns(DualnetWarning, match="float16 weights are not parity-checked"):
+            dn.optimizers.SGD(0.1).build(params)
+    else:
+        dn.optimizers.SGD(0.1).build(params)  # no warning (warnings are errors in the suite)
