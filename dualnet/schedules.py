@@ -121,18 +121,28 @@ class ExponentialDecay(Schedule):
     staircase: bool = False
 
     def __post_init__(self) -> None:
-        w = "ExponentialDecay"
-        _real(w, "initial_learning_rate", self.initial_learning_rate, low=0.0)
-        _positive_int(w, "decay_steps", self.decay_steps)
-        _real(w, "decay_rate", self.decay_rate, low=0.0)
-        if not isinstance(self.staircase, bool):
-            raise bad_type("staircase", self.staircase, "a bool", where=w)
+        _check_decay(self)
 
     def _value(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
+        p = _decay_progress(self, step)
         return float(self.initial_learning_rate) * float(self.decay_rate) ** p
+
+
+def _check_decay(schedule: ExponentialDecay | InverseTimeDecay) -> None:
+    """Validation shared by the two ``(initial_learning_rate, decay_steps, decay_rate,
+    staircase)`` schedules."""
+    w = type(schedule).__name__
+    _real(w, "initial_learning_rate", schedule.initial_learning_rate, low=0.0)
+    _positive_int(w, "decay_steps", schedule.decay_steps)
+    _real(w, "decay_rate", schedule.decay_rate, low=0.0)
+    if not isinstance(schedule.staircase, bool):
+        raise bad_type("staircase", schedule.staircase, "a bool", where=w)
+
+
+def _decay_progress(schedule: ExponentialDecay | InverseTimeDecay, step: int) -> float:
+    """``step / decay_steps``, floored with ``staircase``."""
+    p = step / schedule.decay_steps
+    return math.floor(p) if schedule.staircase else p
 
 
 @dataclass(frozen=True)
@@ -156,17 +166,10 @@ class InverseTimeDecay(Schedule):
     staircase: bool = False
 
     def __post_init__(self) -> None:
-        w = "InverseTimeDecay"
-        _real(w, "initial_learning_rate", self.initial_learning_rate, low=0.0)
-        _positive_int(w, "decay_steps", self.decay_steps)
-        _real(w, "decay_rate", self.decay_rate, low=0.0)
-        if not isinstance(self.staircase, bool):
-            raise bad_type("staircase", self.staircase, "a bool", where=w)
+        _check_decay(self)
 
     def _value(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
+        p = _decay_progress(self, step)
         return float(self.initial_learning_rate) / (1.0 + float(self.decay_rate) * p)
 
 

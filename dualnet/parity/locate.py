@@ -97,6 +97,17 @@ def layer_outputs(model: Any, x: Any) -> list[tuple[str, Any]]:
 # --------------------------------------------------------------------------------- the report
 
 
+class _JsonReport:
+    """``to_json`` shared by the two report classes (each defines ``to_dict``)."""
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The report as JSON text; also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)  # type: ignore[attr-defined]
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+
 @dataclass(frozen=True, kw_only=True)
 class Row:
     """One comparison: ``kind`` is ``"weight"``, ``"output"``, ``"loss"`` or ``"gradient"``."""
@@ -181,12 +192,7 @@ class ModelReport:
             "rows": [r.to_dict() for r in self.rows],
         }  # fmt: skip
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        """The report as JSON text; also written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
+    to_json = _JsonReport.to_json
 
 
 # ---------------------------------------------------------------------------- compare_model
@@ -356,11 +362,7 @@ class TrainingReport:
             "weight_diff": self.weight_diff, "first_divergence": self.first_divergence,
         }  # fmt: skip
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
+    to_json = _JsonReport.to_json
 
 
 def _optimizer_for(optimizer: Any, backend: str) -> _optimizers.Optimizer:
