@@ -33,6 +33,8 @@ def dense_case(
         activations=(activation,),
         use_bias=(use_bias,),
         inputs=edge_inputs(in_features, batch=batch),
+        # float16/bfloat16: forward values against Higham's dot-product bound (ModelCase).
+        dtypes=("float32", "float64", "float16", "bfloat16"),
     )
 
 

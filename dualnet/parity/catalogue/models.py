@@ -23,6 +23,7 @@ import dualnet as dn
 from dualnet._backend import backend_module, use_backend
 from dualnet.parity import tolerance as tol
 from dualnet.parity.cases import (
+    LOW_PRECISION,
     Case,
     Check,
     case_seed,
@@ -33,6 +34,7 @@ from dualnet.parity.cases import (
     status_of,
     three_way,
 )
+from dualnet.parity.compare import compare
 from dualnet.reference import layers as R
 
 # Activations with kinks (where a finite difference is wrong), and where the kinks are.
@@ -172,6 +174,8 @@ class ModelCase(Case):
         return masks
 
     def evaluate(self, dtype: str, device: str) -> list[Check]:
+        if dtype in LOW_PRECISION:
+            return self._evaluate_low_precision(dtype, device)
         x, weights, cotangent = self.sample(dtype)
         x64, w64, ct64 = _f64(x), [_f64(w) for w in weights], _f64(cotangent)
         expected = _f64(round_to(self.reference(x64, w64), dtype))
@@ -202,6 +206,58 @@ class ModelCase(Case):
             checks.append(self.check(f"grad[{label}]", dtype, device, status_of(comps),
                                      comparisons=comps, detail=detail))  # fmt: skip
         return checks
+
+    def _evaluate_low_precision(self, dtype: str, device: str) -> list[Check]:
+        """Forward values of a single Dense layer in float16/bfloat16, against a rigorous bound.
+
+        An element-wise ``assert_close`` bound relative to the output cannot hold for a dot
+        product that cancels. The classic forward-error bound does (Higham, *Accuracy and
+        Stability of Numerical Algorithms*, §3.1): ``|fl(x·w) - x·w| <= γ_K·|x|·|w|`` with
+        ``γ_K = K·u / (1 - K·u)``, ``u`` the unit roundoff (2⁻¹¹ float16, 2⁻⁸ bfloat16) and K the
+        inner dimension, whatever the accumulation order. The activation passes it on with its
+        Lipschitz constant (≤ 1 for linear, relu, leaky_relu, tanh, softmax — softmax over the
+        row's largest error — and 1/4 for sigmoid), and the output is rounded once more (u·|y|).
+        This is the worst case: a backend that accumulates in float32 (torch on CPU) sits far
+        below it, and the worst err/bound column shows where each one lands. Gradients are not
+        checked in half precision.
+        """
+        if len(self.activations) != 1:
+            raise ValueError(f"{self.id}: half-precision rows are defined for one Dense layer")
+        x, weights, cotangent = self.sample(dtype)
+        x64, w64 = _f64(x), [_f64(w) for w in weights]
+        exact = self.reference(x64, w64)
+        results = self.on_each_backend(
+            dtype, device, lambda b: self.run_backend(b, x, weights, cotangent, dtype, device)
+        )
+        if isinstance(results, Check):
+            return [results]
+        u = {"float16": 2.0**-11, "bfloat16": 2.0**-8}[dtype]
+        k = x64.shape[-1]
+        gamma = k * u / (1.0 - k * u)
+        magnitude = np.abs(x64) @ np.abs(w64[0])
+        if self.biases[0]:
+            magnitude = magnitude + np.abs(w64[1])
+        act = self.activations[0]
+        pre_error = gamma * magnitude + u * magnitude  # the sum's error and the bias add's
+        if act == "softmax":  # each output moves by at most half the row's largest input error
+            pre_error = 0.5 * np.max(pre_error, axis=-1, keepdims=True) * np.ones_like(exact)
+        lipschitz = {"sigmoid": 0.25}.get(act, 1.0)
+        bound = lipschitz * pre_error + u * np.abs(exact)
+        base = tol.EXACT.scaled(1.0, f"Higham's dot-product bound γ_K·|x|·|W|, K={k}, u={u:g}")
+        comps = three_way(
+            results["torch"][0], results["tensorflow"][0], _f64(round_to(exact, dtype)), base,
+            extra_atol=bound,
+        )  # fmt: skip
+        # The two backends may sit on opposite sides of the exact value: twice the bound.
+        comps["torch~tensorflow"] = compare(
+            results["torch"][0], results["tensorflow"][0], base, extra_atol=2 * bound
+        )
+        worst = float(np.max(bound))
+        return [
+            self.check("forward", dtype, device, status_of(comps), comparisons=comps,
+                       detail=f"bound <= {worst:.2g} (worst case of a length-{k} sum); "
+                       "gradients not checked in half precision"),
+        ]  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
