@@ -215,5 +215,6 @@ def test_graph_building_imports_no_framework():
 
 @pytest.mark.parametrize("bad", [{"foo": 1}, {"class_name": "Dense"}, [1, 2], "dense"])
 def test_layers_get_malformed_config_is_clear(bad):
-    with pytest.raises(ValueError, match="expected a dict {'class_name': str, 'config': dict}"):
+    expected = re.escape("expected a dict {'class_name': str, 'config': dict}")
+    with pytest.raises(ValueError, match=expected):
         dn.layers.get(bad)
