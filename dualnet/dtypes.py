@@ -18,7 +18,7 @@ FLOATX = "float32"
 
 
 def standardize(
-    dtype: Any, *, argument: str = "dtype", allowed: tuple[str, ...] = ALL_DTYPES
+    dtype: Any, *, argument: str = "dtype", allowed: tuple[str, ...] = ALL_DTYPES, where: str = ""
 ) -> str:
     """Return the dualnet name of ``dtype`` (a string, numpy dtype, or framework dtype).
 
@@ -32,8 +32,9 @@ def standardize(
         name = str(dtype)
     name = name.removeprefix("torch.").removeprefix("<dtype: '").removesuffix("'>")
     if name not in allowed:
+        prefix = f"{where}: " if where else ""  # the object whose argument was wrong
         raise TypeError(
-            f"invalid {argument}={describe(dtype)}; expected one of {', '.join(allowed)}."
+            f"{prefix}invalid {argument}={describe(dtype)}; expected one of {', '.join(allowed)}."
         )
     return name
 

@@ -210,7 +210,9 @@ class Initializer:
         """
         where = type(self).__name__
         shape = _shape(shape, where)
-        dtype = standardize(FLOATX if dtype is None else dtype, allowed=FLOAT_DTYPES)
+        dtype = standardize(
+            FLOATX if dtype is None else dtype, allowed=FLOAT_DTYPES, where=type(self).__name__
+        )
         fans = _fans(fans, where)
         self._check_shape(shape, where)
         target = numpy_dtype(dtype)
