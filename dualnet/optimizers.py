@@ -70,7 +70,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-import warnings
 from dataclasses import KW_ONLY, dataclass
 from types import ModuleType
 from typing import Any, ClassVar
@@ -79,7 +78,7 @@ import numpy as np
 
 from dualnet import _ops, schedules
 from dualnet._backend import backend_module
-from dualnet.errors import DualnetWarning, bad_type, bad_value, check_real, describe, unknown_name
+from dualnet.errors import bad_type, bad_value, check_real, describe, unknown_name
 from dualnet.schedules import Schedule
 
 __all__ = [
@@ -279,19 +278,6 @@ class Optimizer:
         backend = _backend_of(params)
         B = backend_module(backend).optimizers
         natives = [B.variable(p, i) for i, p in enumerate(params)]
-        core = backend_module(backend).core
-        half = sorted({core.dtype_name(p) for p in natives} & {"float16", "bfloat16"})
-        if half:
-            # torch multiplies a half tensor by a Python scalar in float32 and rounds once; TF
-            # rounds the scalar to half first. dualnet does not unify this yet, and the parity
-            # catalogue checks optimizers in float32 and float64 only.
-            warnings.warn(
-                f"{type(self).__name__}: updates of {'/'.join(half)} weights are not "
-                "parity-checked; torch and TensorFlow round the update's scalars differently "
-                "(keep float32 master weights for reproducible training)",
-                DualnetWarning,
-                stacklevel=2,
-            )
         slots = {
             s: [B.slot(p, self._slot_initial_value(s)) for p in natives] for s in self.slot_names()
         }

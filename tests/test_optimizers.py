@@ -14,6 +14,7 @@ import pytest
 import dualnet as dn
 from dualnet import optimizers as O
 from dualnet import schedules as S
+from dualnet._backend import backend_module
 from dualnet.reference import optimizers as R
 
 # One configuration per rule variant the spec documents.
@@ -497,13 +498,49 @@ def test_import_does_not_load_frameworks():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32"])
-def test_half_precision_weights_warn_that_they_are_not_parity_checked(dtype, backend):
-    from dualnet.errors import DualnetWarning
+_HALF_CASES = {
+    "sgd-momentum": lambda: dn.optimizers.SGD(0.01, momentum=0.9),
+    "sgd-nesterov-clipnorm": lambda: dn.optimizers.SGD(0.01, momentum=0.9, nesterov=True,
+                                                        clipnorm=1.0),
+    "adam-amsgrad": lambda: dn.optimizers.Adam(1e-3, amsgrad=True),
+    "adamw": lambda: dn.optimizers.AdamW(1e-3),
+    "rmsprop-centered": lambda: dn.optimizers.RMSprop(1e-3, centered=True, momentum=0.5),
+    "adagrad-globalclip": lambda: dn.optimizers.Adagrad(0.05, global_clipnorm=1.0),
+}  # fmt: skip
 
-    params = _variables(backend, [np.ones(3)], dtype)
-    if dtype == "float16":
-        with pytest.warns(DualnetWarning, match="float16 weights are not parity-checked"):
-            dn.optimizers.SGD(0.1).build(params)
-    else:
-        dn.optimizers.SGD(0.1).build(params)  # no warning (warnings are errors in the suite)
+
+def _as_variable(backend, tensor):
+    if backend == "torch":
+        import torch
+
+        return torch.nn.Parameter(tensor.clone())
+    import tensorflow as tf
+
+    return tf.Variable(tensor)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", list(_HALF_CASES))
+def test_half_precision_updates_are_bit_identical_across_backends(name, dtype):
+    """Half variables are updated in float32 and rounded once on both backends, so with the
+    same gradients the weights and the state agree bit for bit (torch would otherwise multiply
+    half·scalar in float32 while TF rounds the scalar to half first)."""
+    from dualnet.dtypes import numpy_dtype
+
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((16, 8)).astype(numpy_dtype(dtype))
+    grads = [(rng.standard_normal((16, 8)) * 10.0 ** rng.integers(-3, 1)).astype(w0.dtype)
+             for _ in range(20)]  # fmt: skip
+    out = {}
+    for backend in ("torch", "tensorflow"):
+        core = backend_module(backend).core
+        param = _as_variable(backend, core.convert_to_tensor(w0))  # bfloat16 via ml_dtypes
+        opt = _HALF_CASES[name]()
+        for g in grads:
+            opt.apply([core.convert_to_tensor(g)], [param])
+        out[backend] = (dn.to_numpy(param).astype(np.float64), opt.state())
+    np.testing.assert_array_equal(out["torch"][0], out["tensorflow"][0])
+    for slot, arrays in out["torch"][1].items():
+        for a, b in zip(arrays, out["tensorflow"][1][slot], strict=True):
+            np.testing.assert_array_equal(a.astype(np.float64), b.astype(np.float64))
+    assert not np.array_equal(out["torch"][0], w0.astype(np.float64))  # it did train

@@ -30,13 +30,23 @@ def variable(p: Any, index: int) -> tf.Variable:
     return p
 
 
+_HALF = (tf.float16, tf.bfloat16)
+
+
+def _math_dtype(dtype: tf.DType) -> tf.DType:
+    """float16/bfloat16 variables are updated in float32 and rounded once (see read/assign)."""
+    return tf.float32 if dtype in _HALF else dtype
+
+
 def gradient(g: Any, p: tf.Variable, index: int) -> tf.Tensor:
-    """``grads[index]`` as a dense tensor of ``p``'s dtype (IndexedSlices are densified)."""
+    """``grads[index]`` as a dense tensor of the update's compute dtype: ``p``'s, float32 for
+    half variables (IndexedSlices are densified)."""
     if isinstance(g, tf.IndexedSlices):
         g = tf.convert_to_tensor(g)
     if not tf.is_tensor(g):
         raise bad_type(f"grads[{index}]", g, "a TensorFlow tensor (or None to skip the variable)")
-    return g if g.dtype == p.dtype else tf.cast(g, p.dtype)
+    target = _math_dtype(p.dtype)
+    return g if g.dtype == target else tf.cast(g, target)
 
 
 def shape(x: tf.Tensor) -> tuple[int, ...]:
@@ -58,11 +68,14 @@ def no_grad():
 
 
 def read(v: tf.Variable) -> tf.Tensor:
-    return tf.convert_to_tensor(v)
+    """A variable's value in the update's compute dtype (half variables read as float32)."""
+    t = tf.convert_to_tensor(v)
+    return tf.cast(t, tf.float32) if t.dtype in _HALF else t
 
 
 def assign(v: tf.Variable, value: tf.Tensor) -> None:
-    v.assign(value)
+    # A float32 result is rounded once to a half variable's dtype (as torch's copy_ does).
+    v.assign(value if value.dtype == v.dtype else tf.cast(value, v.dtype))
 
 
 def assign_numpy(v: tf.Variable, value: np.ndarray) -> None:

@@ -7,7 +7,11 @@ operators on native tensors and the few functions below (Keras's own layout: a n
 
 Scalars enter the rules as Python floats; ``tensor * 0.9`` rounds 0.9 once to the tensor's
 dtype, exactly as TensorFlow converts the constant, so the elementwise arithmetic of the two
-backends is the same sequence of correctly rounded IEEE operations.
+backends is the same sequence of correctly rounded IEEE operations. For float16/bfloat16
+variables that is only true in float32 (torch multiplies a half tensor by a Python scalar in
+float32, TensorFlow rounds the scalar to half first), so half variables, their gradients and
+their slots are read as float32, the rule runs in float32, and each result is rounded once to
+the variable's dtype when it is written back — on both backends.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dualnet.backends.torch import core
 from dualnet.errors import bad_type
 
 NAME = "torch"
@@ -29,12 +34,21 @@ def variable(p: Any, index: int) -> torch.Tensor:
     return p
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _math_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float16/bfloat16 variables are updated in float32 and rounded once (see read/assign)."""
+    return torch.float32 if dtype in _HALF else dtype
+
+
 def gradient(g: Any, p: torch.Tensor, index: int) -> torch.Tensor:
-    """``grads[index]`` as a tensor of ``p``'s dtype (Keras also casts the gradient)."""
+    """``grads[index]`` in the update's compute dtype: ``p``'s, float32 for half variables."""
     if not isinstance(g, torch.Tensor):
         raise bad_type(f"grads[{index}]", g, "a torch tensor (or None to skip the variable)")
     g = g.detach()
-    return g if g.dtype == p.dtype else g.to(p.dtype)
+    target = _math_dtype(p.dtype)
+    return g if g.dtype == target else g.to(target)
 
 
 def shape(x: torch.Tensor) -> tuple[int, ...]:
@@ -56,19 +70,22 @@ def no_grad():
 
 
 def read(v: torch.Tensor) -> torch.Tensor:
-    return v.detach()
+    """A variable's value in the update's compute dtype (half variables read as float32)."""
+    v = v.detach()
+    return v.float() if v.dtype in _HALF else v
 
 
 def assign(v: torch.Tensor, value: torch.Tensor) -> None:
-    v.copy_(value)
+    v.copy_(value)  # copy_ rounds a float32 result once to a half variable's dtype
 
 
 def assign_numpy(v: torch.Tensor, value: np.ndarray) -> None:
-    v.copy_(torch.as_tensor(np.asarray(value), device=v.device).to(v.dtype))
+    # core's conversion reads ml_dtypes bfloat16 arrays, which torch.as_tensor cannot.
+    v.copy_(core.convert_to_tensor(np.asarray(value)).to(device=v.device, dtype=v.dtype))
 
 
 def to_numpy(v: torch.Tensor) -> np.ndarray:
-    return v.detach().cpu().numpy().copy()
+    return core.to_numpy(v).copy()  # bfloat16 comes back as ml_dtypes.bfloat16, as on TF
 
 
 def sqrt(x: torch.Tensor) -> torch.Tensor:
