@@ -50,7 +50,7 @@ def _print_divergences() -> None:
         [d.id, d.api, d.dtype, f"{e:.2g}" if isinstance(e, float) else e, d.dualnet]
         for d, e in measure()
     ]
-    print("\nNative ops that depart from the math (measured now); dualnet works around each:")
+    print("\nNative ops that depart from the math (measured now), and what dualnet does:")
     print(tabulate(rows, headers=("id", "native API", "dtype", "native error", "dualnet does"),
                    maxcolwidths=[None, 28, None, None, 48], disable_numparse=True))  # fmt: skip
 
