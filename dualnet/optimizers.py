@@ -283,6 +283,18 @@ class Optimizer:
         }
         _set(self, "_rt", _Runtime(B, params, natives, slots))
 
+    def _snapshot(self) -> tuple[bool, dict[str, list[np.ndarray]], int]:
+        """(built, state, iterations): what :meth:`_restore` needs to undo later updates."""
+        return (self._rt is not None, self.state(), self.iterations)
+
+    def _restore(self, snapshot: tuple[bool, dict[str, list[np.ndarray]], int]) -> None:
+        """Undo every update since :meth:`_snapshot` (an unbuilt optimizer becomes unbuilt)."""
+        built, state, iterations = snapshot
+        if not built:
+            _set(self, "_rt", None)
+        elif self._rt is not None:
+            self.set_state(state, iterations=iterations)
+
     def apply(self, grads: list[Any], params: list[Any] | None = None) -> None:
         """Apply one update in place. ``grads[i]`` is the gradient of ``params[i]`` (None: skip).
 

@@ -282,8 +282,9 @@ def _raise_nonfinite(model: Any, c: Compiled, flags: np.ndarray, loss: float,
         what, parameter = "weight", weight_bad[0]
         cause = (
             f"weight {parameter!r} is already non-finite"
-            + (f": the update of step {step - 1} overflowed it (the learning rate may be too "
-               "large)" if step > 1 else " (it was loaded that way)")
+            + (f" before step {step}: the update of step {step - 1} overflowed it (the learning "
+               "rate may be too large), or set_weights loaded it" if step > 1
+               else " (it was loaded that way)")
         )  # fmt: skip
     elif not flags[0]:
         what, parameter = "loss", grad_bad[0] if grad_bad else None
@@ -422,6 +423,12 @@ def fit(model: Any, x: Any = None, y: Any = None, *, batch_size: int | None = No
                        "seed": seed, "verbose": verbose})  # fmt: skip
     history.model = model
     progress = _Progress(verbose, epochs, steps)
+    # Bad input found mid-fit (a label out of range in a late batch, validation data that does
+    # not fit the model) must leave nothing half-changed: weights and optimizer are restored to
+    # what they were before fit. A NonFiniteError is a documented *stop* instead: the epochs
+    # and steps before the failing one are kept (the failing update is never applied).
+    weights_before = model.get_weights()
+    optimizer_before = c.optimizer._snapshot()
     try:
         for epoch, order in enumerate(orders):
             history.orders.append(order)
@@ -431,12 +438,8 @@ def fit(model: Any, x: Any = None, y: Any = None, *, batch_size: int | None = No
             for b, idx in enumerate(_slices(order, batch_size)):
                 xb = [core.convert_to_tensor(item[idx]) for item in xs]
                 yb = core.convert_to_tensor(y_host[idx])
-                try:
-                    loss, values = _step(model, c, xb[0] if single else xb, yb,
-                                         epoch=epoch + 1, batch=b + 1)  # fmt: skip
-                except NonFiniteError as exc:
-                    exc.history = history
-                    raise
+                loss, values = _step(model, c, xb[0] if single else xb, yb,
+                                     epoch=epoch + 1, batch=b + 1)  # fmt: skip
                 loss_mean.update(loss, weight=len(idx))  # batch mean x batch size (Keras)
                 for k, v in values.items():
                     means.setdefault(k, _metrics.Mean()).update(v)
@@ -447,6 +450,14 @@ def fit(model: Any, x: Any = None, y: Any = None, *, batch_size: int | None = No
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             history._append(epoch, logs)
             progress.epoch_end(epoch, logs)
+    except NonFiniteError as exc:
+        exc.history = history
+        raise
+    except Exception as exc:
+        model.set_weights(weights_before)
+        c.optimizer._restore(optimizer_before)
+        exc.history = history  # the epochs completed before the error, for the record
+        raise
     finally:
         progress.close()
     return history

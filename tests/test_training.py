@@ -263,6 +263,33 @@ def test_failed_label_check_leaves_weights_and_optimizer_untouched(backend):
     assert model.optimizer.iterations == 0
 
 
+@pytest.mark.parametrize("where", ["late-label", "validation-shape"])
+def test_bad_input_found_mid_fit_restores_weights_and_optimizer(where, backend):
+    """A problem found after some updates (a label out of range in the last batch, validation
+    data that does not fit) leaves the model and the optimizer as they were before fit."""
+    model = _compiled(backend, loss="sparse_categorical_crossentropy", optimizer="adam")
+    model.fit(X, Y.argmax(1), verbose=0, epochs=1, seed=0)  # the optimizer now has state
+    before, state = model.get_weights(), model.optimizer.state()
+    iterations = model.optimizer.iterations
+    labels = Y.argmax(1)
+    kwargs = {"verbose": 0, "batch_size": 4, "shuffle": False, "epochs": 2}
+    if where == "late-label":
+        labels = labels.copy()
+        labels[-1] = 7  # found at batch 3 of epoch 1, after two updates
+        with pytest.raises(ValueError, match="y_true=7") as info:
+            model.fit(X, labels, **kwargs)
+    else:
+        with pytest.raises(ValueError) as info:
+            model.fit(X, labels, validation_data=(X[:, :2], labels), **kwargs)
+        assert len(info.value.history.history.get("loss", [])) == 0  # stopped in epoch 1
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    assert model.optimizer.iterations == iterations
+    after = model.optimizer.state()
+    for k in state:
+        assert all(np.array_equal(a, b) for a, b in zip(state[k], after[k], strict=True))
+    assert hasattr(info.value, "history")
+
+
 def test_optimizer_used_by_another_model_is_refused():
     opt = optimizers.SGD(0.1)
     model = _compiled("torch", optimizer=opt)
