@@ -313,17 +313,27 @@ def _record(kernel, median, spread, label="torch", mode="eager", ratio=None):
     }  # fmt: skip
 
 
+def _failed(kernel):
+    r = _record(kernel, 1.0, 0.01)
+    r.update(status="failed", error="RuntimeError: boom", stats=None)
+    return r
+
+
 def test_compare_two_files(tmp_path):
     old = {"results": [_record("relu", 1.0, 0.01), _record("tanh", 1.0, 0.01),
-                       _record("elu", 1.0, 0.2), _record("gone", 1.0, 0.01)]}  # fmt: skip
+                       _record("elu", 1.0, 0.2), _record("gone", 1.0, 0.01),
+                       _record("selu", 1.0, 0.01), _failed("gelu")]}  # fmt: skip
     new = {"results": [_record("relu", 0.5, 0.01), _record("tanh", 2.0, 0.01),
-                       _record("elu", 1.1, 0.2), _record("added", 1.0, 0.01)]}  # fmt: skip
+                       _record("elu", 1.1, 0.2), _record("added", 1.0, 0.01),
+                       _failed("selu"), _record("gelu", 1.0, 0.01)]}  # fmt: skip
     a, b = tmp_path / "old.json", tmp_path / "new.json"
     a.write_text(json.dumps(old))
     b.write_text(json.dumps(new))
     table, counts = rep.compare(rep.load(a), rep.load(b))
-    assert counts == {"faster": 1, "slower": 1, "~": 1, "only old": 1, "only new": 1}
+    assert counts == {"faster": 1, "slower": 1, "~": 1, "now failing": 1, "now ok": 1,
+                      "only old": 1, "only new": 1}  # fmt: skip
     assert "-50.0%" in table and "+100.0%" in table
+    assert "now failing" in table and "now ok" in table  # a regression to failure is shown
 
     from dualnet.bench.cli import main
 

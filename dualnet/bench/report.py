@@ -116,24 +116,43 @@ def _key(r: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, dict[str, int]]:
-    """A table of median changes from ``old`` to ``new`` for records present in both.
+    """A table of median changes from ``old`` to ``new``, matched by kernel, dtype, device,
+    mode and backend.
 
     A change counts as real ("faster"/"slower") only when the two medians' 95% CIs do not
-    overlap; otherwise it is "~" (within noise).
+    overlap; otherwise it is "~" (within noise). A kernel timed in one file and failed,
+    skipped or unsupported in the other is listed too ("now failing" / "now ok", with the
+    status), never dropped silently.
     """
-    before = {_key(r): r for r in old["results"] if r.get("stats")}
+    before = {_key(r): r for r in old["results"]}
     rows = []
-    counts = {"faster": 0, "slower": 0, "~": 0, "only old": 0, "only new": 0}
+    counts = {"faster": 0, "slower": 0, "~": 0, "now failing": 0, "now ok": 0, "only old": 0,
+              "only new": 0}  # fmt: skip
     seen = set()
+
+    def row(r: dict[str, Any], old_text: str, new_text: str, change: str, verdict: str) -> None:
+        rows.append([r["kernel"], _shape(r["shape"]), r["pass"], r["dtype"], r["device"],
+                     r["mode"], r["label"], old_text, new_text, change, verdict])  # fmt: skip
+
     for r in new["results"]:
         key = _key(r)
         seen.add(key)
         o = before.get(key)
-        if o is None or not r.get("stats"):
-            if o is None and r.get("stats"):  # skipped/failed entries are not "new" timings
+        if o is None:
+            if r.get("stats"):  # skipped/failed entries are not "new" timings
                 counts["only new"] += 1
             continue
-        a, b = o["stats"], r["stats"]
+        a, b = o.get("stats"), r.get("stats")
+        if a and not b:
+            counts["now failing"] += 1
+            row(r, fmt_time(a["median"]), r.get("status", "?"), "", "now failing")
+            continue
+        if b and not a:
+            counts["now ok"] += 1
+            row(r, o.get("status", "?"), fmt_time(b["median"]), "", "now ok")
+            continue
+        if not a:
+            continue  # not timed in either file
         change = b["median"] / a["median"] - 1
         if b["ci_high"] < a["ci_low"]:
             verdict = "faster"
@@ -142,10 +161,8 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, dict[str, in
         else:
             verdict = "~"
         counts[verdict] += 1
-        rows.append([r["kernel"], _shape(r["shape"]), r["pass"], r["dtype"], r["device"],
-                     r["mode"], r["label"], fmt_time(a["median"]), fmt_time(b["median"]),
-                     f"{100 * change:+.1f}%", verdict])  # fmt: skip
-    counts["only old"] = sum(1 for k in before if k not in seen)
+        row(r, fmt_time(a["median"]), fmt_time(b["median"]), f"{100 * change:+.1f}%", verdict)
+    counts["only old"] = sum(1 for k, r in before.items() if k not in seen and r.get("stats"))
     headers = ("kernel", "shape", "pass", "dtype", "device", "mode", "backend", "old", "new",
                "change", "verdict")  # fmt: skip
     return tabulate(rows, headers=headers, disable_numparse=True), counts
