@@ -88,6 +88,8 @@ class Kernel:
             the kernel is not compute-like.
         elements_moved: elements read plus written per call at minimum (one read and one write
             per element for an element-wise op), for GB/s; None when compute-like.
+        fixed_bytes: bytes moved on top of ``elements_moved × itemsize`` whatever the dtype
+            (integer labels: 8 bytes each for int64).
         pass_: "forward", "forward+backward" or "train" (one optimizer step).
         compare: "backends" (torch vs tf) or "overhead" (dualnet vs native, per backend).
         modes: the mode groups ("eager", "compiled") this kernel is timed in (``--quick``
@@ -101,6 +103,7 @@ class Kernel:
     build: Callable[[Setup], Workload]
     flops: float | None = None
     elements_moved: float | None = None
+    fixed_bytes: float = 0.0
     pass_: str = "forward"
     compare: Literal["backends", "overhead"] = "backends"
     modes: tuple[str, ...] = ("eager", "compiled")

@@ -206,7 +206,9 @@ def measure(
             "status": status,
             "error": error,
             "flops": kernel.flops,
-            "bytes": None if kernel.elements_moved is None else kernel.elements_moved * itemsize,
+            "bytes": None
+            if kernel.elements_moved is None
+            else kernel.elements_moved * itemsize + kernel.fixed_bytes,
             "first_call_s": None if entrant is None else entrant.first_call_s,
             "number": None if entrant is None else entrant.number,
             "rounds": rounds,

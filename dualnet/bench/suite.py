@@ -174,6 +174,11 @@ def _loss_kernel(name: str, cls: str, kwargs: dict[str, Any], kind: str,
         return Workload(fn=loss, args=(_tensor(y_true, t_dtype), _tensor(y_pred, setup.dtype)))
 
     n = shape[0] * shape[1]
+    if cls == "SparseCategoricalCrossentropy":
+        # y_pred read once (n elements of the dtype) and one int64 label per row.
+        return Kernel(group="loss", name=name, shape=shape, build=build, elements_moved=n,
+                      fixed_bytes=8.0 * shape[0], modes=modes)  # fmt: skip
+    # y_true and y_pred, each read once.
     return Kernel(group="loss", name=name, shape=shape, build=build, elements_moved=2 * n,
                   modes=modes)  # fmt: skip
 
