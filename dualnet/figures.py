@@ -208,10 +208,13 @@ def training_curves(
     top.legend(fontsize=8)
     top.grid(alpha=0.3)
     colours = {"float32": "tab:purple", "float64": "tab:green"}
+    largest = 0.0
     for dtype, run in runs.items():
         a, b = run.backends
         dloss = np.abs(np.array(run.losses[a]) - np.array(run.losses[b]))
         dw = np.array(run.growth())
+        both = np.concatenate([dw, dloss])
+        largest = max(largest, float(np.max(both[np.isfinite(both)], initial=0.0)))
         bottom.semilogy(t, np.maximum(dw, _FLOOR), color=colours[dtype], lw=1.8,
                         label=f"max |w_torch - w_tf|, {dtype}")  # fmt: skip
         nonzero = dloss > 0  # exact agreement is common; only the differing steps are dots
@@ -221,7 +224,8 @@ def training_curves(
     bottom.axhline(_FLOOR, color="0.6", lw=0.8)
     bottom.text(steps, _FLOOR * 2, "identical (0) drawn here ", ha="right", va="bottom",
                 fontsize=7, color="0.4")  # fmt: skip
-    bottom.set_ylim(_FLOOR / 3, 1e-3)
+    # The top follows the data: a real divergence must stay in view, however large.
+    bottom.set_ylim(_FLOOR / 3, max(1e-3, 3.0 * largest))
     bottom.set_xlabel("training step")
     bottom.set_ylabel("torch vs tf difference (log)")
     bottom.legend(fontsize=8, loc="upper left", ncol=2)
