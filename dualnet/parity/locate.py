@@ -167,7 +167,7 @@ class ModelReport:
         body = [
             [r.layer, r.kind, r.name, "x".join(map(str, r.shape)) or "()",
              f"{r.diff.max_abs:.2e}", f"{r.diff.max_rel:.2e}", f"{r.diff.worst_ratio:.2f}",
-             "ok" if r.passed else "DIVERGES"]
+             r.diff.nonfinite_matched or "", "ok" if r.passed else "DIVERGES"]
             for r in self.rows
         ]  # fmt: skip
         first = self.first_divergence
@@ -175,9 +175,13 @@ class ModelReport:
             "all rows within tolerance" if first is None
             else f"first divergence: layer {first.layer!r} ({first.kind} {first.name})"
         )  # fmt: skip
+        nonfinite = sum(r.diff.nonfinite_matched for r in self.rows)
+        if nonfinite:  # NaN/inf on both sides agree, but the user must see them
+            verdict += f" ({nonfinite} NaN/inf value(s) on both sides, matched)"
         head = (f"{self.model}: {a} vs {b}, {self.dtype}, tolerance {self.tolerance} "
                 f"({self.tolerance.reason})")  # fmt: skip
-        headers = ("layer", "kind", "name", "shape", "max abs", "max rel", "err/bound", "")
+        headers = ("layer", "kind", "name", "shape", "max abs", "max rel", "err/bound",
+                   "NaN/inf both", "")  # fmt: skip
         return f"{head}\n{_table(body, headers)}\n{verdict}"
 
     __str__ = table
