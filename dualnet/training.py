@@ -410,9 +410,13 @@ def fit(model: Any, x: Any = None, y: Any = None, *, batch_size: int | None = No
     xs, single, y_host, n = _host_data(model, x, y, where)
     val = None
     if validation_data is not None:
-        if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+        if not isinstance(validation_data, tuple | list):
             raise bad_type("validation_data", validation_data, "a tuple (x_val, y_val)",
                            where=where)  # fmt: skip
+        if len(validation_data) != 2:
+            raise bad_value("validation_data", f"a {type(validation_data).__name__} of length "
+                            f"{len(validation_data)}", "a tuple (x_val, y_val)",
+                            where=where)  # fmt: skip
         val = _host_data(model, validation_data[0], validation_data[1], where + " (validation)")
     _ensure_built(model, [item[:1] for item in xs] if not single else xs[0][:1], where)
     core = backend_module(model._backend).core
