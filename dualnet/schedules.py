@@ -102,7 +102,31 @@ class Schedule:
 
 
 @dataclass(frozen=True)
-class ExponentialDecay(Schedule):
+class _Decay(Schedule):
+    """The ``(initial_learning_rate, decay_steps, decay_rate, staircase)`` fields and their
+    validation, shared by :class:`ExponentialDecay` and :class:`InverseTimeDecay`."""
+
+    initial_learning_rate: float
+    decay_steps: int
+    decay_rate: float
+    staircase: bool = False
+
+    def __post_init__(self) -> None:
+        w = type(self).__name__
+        _real(w, "initial_learning_rate", self.initial_learning_rate, low=0.0)
+        _positive_int(w, "decay_steps", self.decay_steps)
+        _real(w, "decay_rate", self.decay_rate, low=0.0)
+        if not isinstance(self.staircase, bool):
+            raise bad_type("staircase", self.staircase, "a bool", where=w)
+
+    def _progress(self, step: int) -> float:
+        """``step / decay_steps``, floored with ``staircase``."""
+        p = step / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+
+@dataclass(frozen=True)
+class ExponentialDecay(_Decay):
     """``lr(step) = initial_learning_rate · decay_rate^(step / decay_steps)``.
 
     With ``staircase=True`` the exponent is ``⌊step / decay_steps⌋``. Same formula and
@@ -115,38 +139,13 @@ class ExponentialDecay(Schedule):
         staircase: decay in discrete jumps.
     """
 
-    initial_learning_rate: float
-    decay_steps: int
-    decay_rate: float
-    staircase: bool = False
-
-    def __post_init__(self) -> None:
-        _check_decay(self)
-
     def _value(self, step: int) -> float:
-        p = _decay_progress(self, step)
+        p = self._progress(step)
         return float(self.initial_learning_rate) * float(self.decay_rate) ** p
 
 
-def _check_decay(schedule: ExponentialDecay | InverseTimeDecay) -> None:
-    """Validation shared by the two ``(initial_learning_rate, decay_steps, decay_rate,
-    staircase)`` schedules."""
-    w = type(schedule).__name__
-    _real(w, "initial_learning_rate", schedule.initial_learning_rate, low=0.0)
-    _positive_int(w, "decay_steps", schedule.decay_steps)
-    _real(w, "decay_rate", schedule.decay_rate, low=0.0)
-    if not isinstance(schedule.staircase, bool):
-        raise bad_type("staircase", schedule.staircase, "a bool", where=w)
-
-
-def _decay_progress(schedule: ExponentialDecay | InverseTimeDecay, step: int) -> float:
-    """``step / decay_steps``, floored with ``staircase``."""
-    p = step / schedule.decay_steps
-    return math.floor(p) if schedule.staircase else p
-
-
 @dataclass(frozen=True)
-class InverseTimeDecay(Schedule):
+class InverseTimeDecay(_Decay):
     """``lr(step) = initial_learning_rate / (1 + decay_rate · step / decay_steps)``.
 
     With ``staircase=True`` the ratio ``step / decay_steps`` is floored. Same as Keras's
@@ -160,16 +159,8 @@ class InverseTimeDecay(Schedule):
         staircase: floor ``step / decay_steps``.
     """
 
-    initial_learning_rate: float
-    decay_steps: int
-    decay_rate: float
-    staircase: bool = False
-
-    def __post_init__(self) -> None:
-        _check_decay(self)
-
     def _value(self, step: int) -> float:
-        p = _decay_progress(self, step)
+        p = self._progress(step)
         return float(self.initial_learning_rate) / (1.0 + float(self.decay_rate) * p)
 
 

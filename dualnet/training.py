@@ -301,24 +301,24 @@ def _raise_nonfinite(model: Any, c: Compiled, flags: np.ndarray, loss: float,
     )  # fmt: skip
 
 
+def _one_batch(model: Any, x: Any, y: Any, where: str, run: Any) -> dict[str, float]:
+    """Shared by :func:`train_step` and :func:`test_step`: check, convert, run one batch."""
+    c = _compiled(model, where)
+    _ensure_built(model, x, where)
+    xn, _ = _native_inputs(model, x, where)
+    yn = backend_module(model._backend).core.convert_to_tensor(_labels(y))
+    loss, metric_values = run(model, c, xn, yn)
+    return {"loss": loss, **{k: float(np.mean(v)) for k, v in metric_values.items()}}
+
+
 def train_step(model: Any, x: Any, y: Any) -> dict[str, float]:
     """One optimizer update on the batch ``(x, y)`` (see :meth:`dualnet.Model.train_step`)."""
-    c = _compiled(model, "train_step")
-    _ensure_built(model, x, "train_step")
-    xn, _ = _native_inputs(model, x, "train_step")
-    yn = backend_module(model._backend).core.convert_to_tensor(_labels(y))
-    loss, metric_values = _step(model, c, xn, yn)
-    return {"loss": loss, **{k: float(np.mean(v)) for k, v in metric_values.items()}}
+    return _one_batch(model, x, y, "train_step", _step)
 
 
 def test_step(model: Any, x: Any, y: Any) -> dict[str, float]:
     """Loss and metrics of one batch, without gradients or updates."""
-    c = _compiled(model, "test_step")
-    _ensure_built(model, x, "test_step")
-    xn, _ = _native_inputs(model, x, "test_step")
-    yn = backend_module(model._backend).core.convert_to_tensor(_labels(y))
-    loss, metric_values = _test_batch(model, c, xn, yn)
-    return {"loss": loss, **{k: float(np.mean(v)) for k, v in metric_values.items()}}
+    return _one_batch(model, x, y, "test_step", _test_batch)
 
 
 def _test_batch(model: Any, c: Compiled, x: Any, y: Any) -> tuple[float, dict[str, np.ndarray]]:
