@@ -297,7 +297,12 @@ class Model:
         return [inputs], True
 
     def __call__(self, inputs: Any, training: Any = None) -> Any:
-        """Run the model on data; returns native tensor(s) of the model's backend."""
+        """Run the model on data; returns native tensor(s) of the model's backend.
+
+        ``training``: True runs layers in training mode (batch statistics, dropout); None
+        inherits the enclosing call's flag and is False at the top level, as in Keras (see
+        Note [Training flag] in :mod:`dualnet.layers.base`)."""
+        training = _layers.base.resolve_training(training, self._where())
         xs, single = self._split_inputs(inputs)
         active = get_backend()
         backend = self._backend or active
@@ -306,12 +311,12 @@ class Model:
         core = _ops.package(backend).core
         tensors = [core.convert_to_tensor(x) for x in xs]
         if not self.built:
-            return self._first_call(tensors, single, backend)
+            return self._first_call(tensors, single, backend, training)
         tensors = self._prepare(tensors, core)
         if backend == active:  # the usual case: no backend switch to make and undo
-            return self._run(tensors, single)
+            return self._run(tensors, single, training)
         with use_backend(backend):
-            return self._run(tensors, single)
+            return self._run(tensors, single, training)
 
     def _prepare(self, tensors: list[Any], core: Any) -> list[Any]:
         """Cast floating inputs to each input's dtype and check the shapes."""
@@ -326,13 +331,22 @@ class Model:
             out.append(t)
         return out
 
-    def _run(self, tensors: list[Any], single: bool) -> Any:
-        return self.call(tensors[0] if single else tensors)
+    def _run(self, tensors: list[Any], single: bool, training: bool) -> Any:
+        return self._call_with_training(tensors[0] if single else tensors, training)
 
-    def _first_call(self, tensors: list[Any], single: bool, backend: str) -> Any:
+    def _call_with_training(self, inputs: Any, training: bool) -> Any:
+        """``self.call(inputs)`` with ``training`` as the layers' default, passed explicitly
+        too when ``call`` takes a ``training`` argument (as Keras does)."""
+        with _layers.base.training_scope(training):
+            if "training" in inspect.signature(self.call).parameters:
+                return self.call(inputs, training=training)
+            return self.call(inputs)
+
+    def _first_call(self, tensors: list[Any], single: bool, backend: str,
+                    training: bool = False) -> Any:  # fmt: skip
         """Build a subclassed model by running ``call`` once (as Keras does)."""
         with use_backend(backend), _layers.tracing() as trace:
-            out = self.call(tensors[0] if single else tensors)
+            out = self._call_with_training(tensors[0] if single else tensors, training)
         unrealised = [layer.name for layer in self.layers if layer.backend not in (None, backend)]
         if unrealised:
             raise ValueError(f"{self._where()}: layers {unrealised} are built on another backend.")
@@ -552,8 +566,9 @@ class Model:
             if id(layer) in seen:
                 continue
             seen.add(id(layer))
-            parent = producers.get(id(x))
-            out.append((layer, [] if parent is None else [parent], layer.output_shape))
+            parents = [producers[id(t)] for t in (x if isinstance(x, list | tuple) else [x])
+                       if id(t) in producers]  # fmt: skip
+            out.append((layer, parents, layer.output_shape))
         for layer in self.layers:  # layers never called appear unconnected
             if id(layer) not in seen:
                 out.append((layer, [], layer.output_shape))
@@ -746,12 +761,13 @@ class Sequential(Model):
             return self._input_layer.dtype
         return self._layers[0].dtype if self._layers else FLOATX
 
-    def _first_call(self, tensors: list[Any], single: bool, backend: str) -> Any:
+    def _first_call(self, tensors: list[Any], single: bool, backend: str,
+                    training: bool = False) -> Any:  # fmt: skip
         if not self._layers:
             raise ValueError(f"{self._where()} has no layers.")
         self._layers[0].check_input_shape(tuple(tensors[0].shape))
         self._realise((None, *tuple(tensors[0].shape)[1:]), backend)
-        return self(tensors[0])
+        return self(tensors[0], training=training)
 
     def _prepare(self, tensors: list[Any], core: Any) -> list[Any]:
         t = tensors[0]
@@ -771,8 +787,8 @@ class Sequential(Model):
             )
         return [t]
 
-    def _run(self, tensors: list[Any], single: bool) -> Any:
-        return _ops.package(self._backend).models.call(self._native, tensors, True)
+    def _run(self, tensors: list[Any], single: bool, training: bool) -> Any:
+        return _ops.package(self._backend).models.call(self._native, tensors, True, training)
 
     def _graph(self) -> list[tuple[Layer, list[Layer], tuple | None]]:
         out: list[tuple[Layer, list[Layer], tuple | None]] = []
@@ -919,9 +935,9 @@ class Functional(Model):
         object.__setattr__(self, "_native", native)
         object.__setattr__(self, "_build_input_shape", [t.shape for t in self._inputs])
 
-    def _run(self, tensors: list[Any], single: bool) -> Any:
+    def _run(self, tensors: list[Any], single: bool, training: bool) -> Any:
         models = _ops.package(self._backend).models
-        return models.call(self._native, tensors, self._single[0], self._single[1])
+        return models.call(self._native, tensors, self._single[0], training)
 
     def _graph(self) -> list[tuple[Layer, list[Layer], tuple | None]]:
         out = [(layer, [], layer.input_shape) for layer in self._input_layers()]
@@ -1018,7 +1034,7 @@ class Functional(Model):
             args = [tensors[tuple(ref)] for ref in node["args"]]
             k = counts.get(layer.name, 0)
             counts[layer.name] = k + 1
-            tensors[(layer.name, k, 0)] = layer(args[0] if len(args) == 1 else args)
+            tensors[(layer.name, k, 0)] = layer(args if layer.multi_input else args[0])
 
         def pick(refs: list[Any]) -> Any:
             if refs and isinstance(refs[0], str):

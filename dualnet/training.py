@@ -221,9 +221,13 @@ def _ensure_built(model: Any, x: Any, where: str) -> None:
             model(x)
 
 
-def _forward_loss(model: Any, c: Compiled, x: Any, y: Any) -> Callable[[], tuple[Any, Any]]:
+def _forward_loss(model: Any, c: Compiled, x: Any, y: Any, *,
+                  training: bool = True) -> Callable[[], tuple[Any, Any]]:  # fmt: skip
+    """The loss closure; ``training`` runs dropout and batch statistics (fit, train_step; not
+    test_step/evaluate), as Keras."""
+
     def compute() -> tuple[Any, Any]:
-        outputs = model(x)
+        outputs = model(x, training=training)
         if isinstance(outputs, list):
             raise NotImplementedError(
                 f"{model._where()}: training a model with several outputs is not supported yet."
@@ -323,7 +327,7 @@ def test_step(model: Any, x: Any, y: Any) -> dict[str, float]:
 
 def _test_batch(model: Any, c: Compiled, x: Any, y: Any) -> tuple[float, dict[str, np.ndarray]]:
     with use_backend(model._backend), backend_module(model._backend).models.inference():
-        loss, outputs = _forward_loss(model, c, x, y)()
+        loss, outputs = _forward_loss(model, c, x, y, training=False)()
         return float(to_numpy(loss)), _metric_logs(c, y, outputs)
 
 

@@ -52,7 +52,7 @@ def test_kernel_is_canonical_in_out_on_both_backends(backend):
     layer(_x())
     kernel, bias = layer.get_weights()
     assert kernel.shape == (4, 3) and bias.shape == (3,)
-    native = dn.to_numpy(layer.native.weight if backend == "torch" else layer.native.kernel)
+    native = dn.to_numpy(layer.native.kernel)
     if backend == "torch":  # nn.Linear layout (out, in): the transpose of the canonical kernel
         np.testing.assert_array_equal(native, kernel.T)
     else:

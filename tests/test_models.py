@@ -114,7 +114,7 @@ def test_weights_roundtrip_in_canonical_layout(kind, backend):
         np.testing.assert_array_equal(got, want.astype(np.float32))
     if backend == "torch":  # torch keeps nn.Linear's (out, in): the transpose
         first = model.layers[-3] if kind != "functional" else model.layers[1]
-        np.testing.assert_array_equal(dn.to_numpy(first.native.weight), new[0].astype("f4").T)
+        np.testing.assert_array_equal(dn.to_numpy(first.native.kernel), new[0].astype("f4").T)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -12,7 +12,6 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
-
 from dualnet.backends.tensorflow import core
 
 _K = keras.initializers

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from dualnet.backends.torch import core
+
 from dualnet.errors import bad_type
 
 NAME = "torch"

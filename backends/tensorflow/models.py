@@ -17,9 +17,9 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from dualnet.backends.tensorflow import layers as _layers
 
 from dualnet._backend import use_backend
-from dualnet.backends.tensorflow import layers as _layers
 
 
 def _input(layer: Any, shape: tuple, dtype: str) -> Any:
@@ -39,7 +39,8 @@ def functional(model: Any, plan: list, input_ids: list, output_ids: list) -> ker
     inputs = [_input(layer, layer.input_shape, layer.dtype) for layer in model._input_layers()]
     values = dict(zip(input_ids, inputs, strict=True))
     for layer, ins, outs in plan:
-        values[outs[0]] = layer.native(values[ins[0]])
+        args = [values[i] for i in ins] if layer.multi_input else values[ins[0]]
+        values[outs[0]] = layer.native(args)
     single_in, single_out = model._single
     outputs = [values[i] for i in output_ids]
     return keras.Model(
@@ -64,17 +65,17 @@ class Subclassed(keras.Model):
         self._allow_non_tensor_positional_args = True  # numpy is converted by dualnet's layers
         self.built = True  # every layer is built already
 
-    def call(self, inputs: Any) -> Any:
+    def call(self, inputs: Any, training: Any = None) -> Any:
         with use_backend("tensorflow"):
-            return self._dualnet_model.call(inputs)
+            return self._dualnet_model._call_with_training(inputs, bool(training))
 
 
 def subclassed(model: Any) -> Subclassed:
     return Subclassed(model)
 
 
-def call(native: keras.Model, inputs: list, single_input: bool, *_: Any) -> Any:
-    out = native(inputs[0] if single_input else inputs)
+def call(native: keras.Model, inputs: list, single_input: bool, training: bool = False) -> Any:
+    out = native(inputs[0] if single_input else inputs, training=training)
     return list(out) if isinstance(out, tuple) else out
 
 
@@ -85,7 +86,8 @@ def inference() -> Iterator[None]:
 
 
 def trainable_params(model: Any) -> list[Any]:
-    """Native ``tf.Variable``s in the order of ``model.weights`` (canonical order)."""
+    """The ``tf.Variable``s the optimizer updates, in the order of ``model.trainable_weights``
+    (moving statistics and frozen layers excluded)."""
     return [p for layer in model._weight_layers() for p in _layers.params(layer.native)]
 
 

@@ -19,18 +19,27 @@ from typing import Any
 
 import numpy as np
 import torch
+from dualnet.backends.torch import layers as _layers
 from torch import nn
 
 from dualnet._backend import use_backend
-from dualnet.backends.torch import layers as _layers
 
 
 def _modules(layers: Sequence[Any]) -> OrderedDict[str, nn.Module]:
     return OrderedDict((layer.name, layer.native) for layer in layers if layer.native is not None)
 
 
-def sequential(model: Any, input_shape: tuple) -> nn.Sequential:
-    return nn.Sequential(_modules(model.layers))
+class Sequential(nn.Sequential):
+    """``torch.nn.Sequential`` whose ``forward`` passes ``training`` to every layer module."""
+
+    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        for module in self:
+            x = module(x, training=training)
+        return x
+
+
+def sequential(model: Any, input_shape: tuple) -> Sequential:
+    return Sequential(_modules(model.layers))
 
 
 class Functional(nn.Module):
@@ -40,15 +49,16 @@ class Functional(nn.Module):
                  single_output: bool):  # fmt: skip
         super().__init__()
         self.layers = nn.ModuleDict(_modules(layers))
-        # (layer name, input ids, output ids) per call, in execution order.
-        self._plan = [(layer.name, ins, outs) for layer, ins, outs in plan]
+        # (layer name, input ids, output ids, takes a list) per call, in execution order.
+        self._plan = [(layer.name, ins, outs, layer.multi_input) for layer, ins, outs in plan]
         self._input_ids, self._output_ids = list(input_ids), list(output_ids)
         self._single_output = single_output
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+    def forward(self, *inputs: torch.Tensor, training: bool = False) -> Any:
         values = dict(zip(self._input_ids, inputs, strict=True))
-        for name, ins, outs in self._plan:
-            values[outs[0]] = self.layers[name](values[ins[0]])
+        for name, ins, outs, multi in self._plan:
+            args = [values[i] for i in ins] if multi else values[ins[0]]
+            values[outs[0]] = self.layers[name](args, training=training)
         results = [values[i] for i in self._output_ids]
         return results[0] if self._single_output else results
 
@@ -66,17 +76,18 @@ class Subclassed(nn.Module):
         # A plain attribute (not a submodule): the dualnet model owns this module.
         self.__dict__["dualnet_model"] = model
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
+    def forward(self, inputs: Any, training: bool = False) -> Any:
         with use_backend("torch"):
-            return self.dualnet_model.call(*args, **kwargs)
+            return self.dualnet_model._call_with_training(inputs, training)
 
 
 def subclassed(model: Any) -> Subclassed:
     return Subclassed(model)
 
 
-def call(native: nn.Module, inputs: list[torch.Tensor], single_input: bool, *_: Any) -> Any:
-    return native(*inputs)
+def call(native: nn.Module, inputs: list[torch.Tensor], single_input: bool,
+         training: bool = False) -> Any:  # fmt: skip
+    return native(*inputs, training=training)
 
 
 @contextlib.contextmanager
@@ -87,7 +98,8 @@ def inference() -> Iterator[None]:
 
 
 def trainable_params(model: Any) -> list[nn.Parameter]:
-    """Native parameters in the order of ``model.weights`` (canonical order)."""
+    """The native parameters the optimizer updates, in the order of
+    ``model.trainable_weights`` (moving statistics and frozen layers excluded)."""
     return [p for layer in model._weight_layers() for p in _layers.params(layer.native)]
 
 

@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-
 from dualnet.backends.torch import core
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)

@@ -1,0 +1,3 @@
+"""Pooling layers on tf.keras (builders named like the neutral classes)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Regularization layers on tf.keras (builders named like the neutral classes)."""
+
+from __future__ import annotations

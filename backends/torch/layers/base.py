@@ -1,0 +1,104 @@
+"""The torch side of Note [Declared weights]: a :class:`Module` registers the neutral layer's
+declared weights as parameters (trainable) or buffers (non-trainable), each in torch's own layout
+given by a :class:`Layout`; the generic functions of ``layers/__init__.py`` read them back in
+canonical layout.
+
+A builder (``conv2d`` in ``layers/convolutional.py`` for ``dn.layers.Conv2D``) is a function
+``builder(layer, weights) -> Module`` where ``layer`` is the neutral layer (validated, built) and
+``weights`` its canonical numpy arrays in declaration order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from dualnet.backends.torch import core
+from torch import nn
+
+from dualnet._backend import get_backend, use_backend
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a torch tensor stores a canonical (Keras-layout) weight:
+    ``native = canonical.transpose(axes).reshape(shape)``.
+
+    ``axes=None`` is no permutation, ``shape=None`` no reshape. Examples: a Dense kernel
+    ``(in, out)`` is stored as ``nn.Linear``'s ``(out, in)``: ``Layout((1, 0))``; a Conv2D kernel
+    ``(kh, kw, in, out)`` as ``(out, in, kh, kw)``: ``Layout((3, 2, 0, 1))``; a depthwise kernel
+    ``(kh, kw, C, m)`` as ``(C·m, 1, kh, kw)``: ``Layout((2, 3, 0, 1), (C * m, 1, kh, kw))``.
+    """
+
+    axes: tuple[int, ...] | None = None
+    shape: tuple[int, ...] | None = None
+
+    def to_native(self, array: np.ndarray) -> np.ndarray:
+        out = np.asarray(array)
+        if self.axes is not None:
+            out = out.transpose(self.axes)
+        if self.shape is not None:
+            out = out.reshape(self.shape)
+        return np.ascontiguousarray(out)
+
+    def to_canonical(self, t: Any, canonical_shape: Sequence[int]) -> Any:
+        """The inverse map, for tensors (gradients, weights) and numpy arrays (optimizer slots)."""
+        if self.shape is not None:
+            order = self.axes or range(len(canonical_shape))
+            t = t.reshape(tuple(canonical_shape[a] for a in order))
+        if self.axes is not None:
+            inverse = tuple(int(i) for i in np.argsort(self.axes))
+            t = t.permute(inverse) if isinstance(t, torch.Tensor) else np.transpose(t, inverse)
+        return t
+
+
+IDENTITY = Layout()
+
+
+class Module(nn.Module):
+    """Base of dualnet's torch layer modules.
+
+    Each declared weight becomes ``self.<name>`` (a ``nn.Parameter`` if trainable, else a
+    buffer) in the layout given by ``layouts`` (class attribute or argument; identity where
+    absent). ``self.layer`` is the neutral layer (read-only config; not a submodule).
+    Subclasses implement ``forward(x, training=False)``.
+    """
+
+    layouts: ClassVar[dict[str, Layout]] = {}
+
+    def __init__(self, layer: Any, weights: Sequence[np.ndarray] = (),
+                 layouts: dict[str, Layout] | None = None):  # fmt: skip
+        super().__init__()
+        self.__dict__["layer"] = layer  # plain attribute: the neutral layer owns this module
+        layouts = {**self.layouts, **(layouts or {})}
+        slots = []
+        for spec, array in zip(layer.weight_specs, weights, strict=True):
+            layout = layouts.get(spec.name, IDENTITY)
+            tensor = core.convert_to_tensor(layout.to_native(array))
+            if spec.trainable:
+                self.register_parameter(spec.name, nn.Parameter(tensor))
+            else:
+                self.register_buffer(spec.name, tensor)
+            slots.append((spec, layout))
+        self.__dict__["dualnet_slots"] = slots
+
+    def effective_training(self, training: bool) -> bool:
+        """``training``, except that a frozen layer whose class says so runs inference
+        (Keras: a BatchNormalization with ``trainable=False``)."""
+        layer = self.layer
+        return bool(training) and (layer.trainable or not layer.frozen_means_inference)
+
+    def extra_repr(self) -> str:
+        return f"name={self.layer.name!r}"
+
+
+def activate(fn: Callable[..., Any], x: torch.Tensor) -> torch.Tensor:
+    """Run a dualnet activation on torch (pinned: the module may be called while TensorFlow is
+    the active backend, e.g. ``model.native(x)``)."""
+    if get_backend() == "torch":
+        return fn(x)
+    with use_backend("torch"):
+        return fn(x)

@@ -1,0 +1,130 @@
+"""Argument validation shared by the layer groups: every error names the argument, the value
+received and what was expected, and is raised before any framework is touched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from dualnet import activations as _activations
+from dualnet import initializers as _initializers
+from dualnet.errors import bad_type, bad_value
+
+DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def positive_int(value: Any, argument: str, where: str) -> int:
+    if not is_int(value):
+        raise bad_type(argument, value, "a positive int", where=where)
+    if value <= 0:
+        raise bad_value(argument, value, "a positive int", where=where)
+    return int(value)
+
+
+def int_tuple(
+    value: Any, n: int, argument: str, where: str, *, minimum: int = 1
+) -> tuple[int, ...]:
+    """An int or a tuple of ``n`` ints, each ``>= minimum`` (Keras's ``standardize_tuple``)."""
+    expected = f"an int >= {minimum} or a tuple of {n} such ints"
+    if is_int(value):
+        value = (int(value),) * n
+    if not isinstance(value, tuple | list) or len(value) != n or not all(is_int(v) for v in value):
+        raise bad_type(argument, value, expected, where=where)
+    if any(v < minimum for v in value):
+        raise bad_value(argument, tuple(value), expected, where=where)
+    return tuple(int(v) for v in value)
+
+
+def choice(value: Any, options: Sequence[str], argument: str, where: str) -> str:
+    """One of ``options`` (case-insensitive, as Keras accepts ``"SAME"``)."""
+    if not isinstance(value, str) or value.lower() not in options:
+        raise bad_value(argument, value, "one of " + ", ".join(repr(o) for o in options),
+                        where=where)  # fmt: skip
+    return value.lower()
+
+
+def data_format(value: Any, where: str) -> str:
+    """``None`` is Keras's default image data format, ``channels_last``."""
+    return "channels_last" if value is None else choice(value, DATA_FORMATS, "data_format", where)
+
+
+def boolean(value: Any, argument: str, where: str) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise bad_type(argument, value, "a bool", where=where)
+    return bool(value)
+
+
+def real(
+    value: Any, argument: str, where: str, *, low: float | None = None,
+    high: float | None = None, low_open: bool = False, high_open: bool = False,
+) -> float:  # fmt: skip
+    """A finite real number in ``[low, high]`` (``(`` / ``)`` where open)."""
+    lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+    hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+    expected = (
+        "a finite number"
+        + (f" {lo}" if lo else "")
+        + (" and" if lo and hi else "")
+        + (f" {hi}" if hi else "")
+    )
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise bad_type(argument, value, expected, where=where)
+    v = float(value)
+    if not np.isfinite(v):
+        raise bad_value(argument, value, expected, where=where)
+    if low is not None and (v < low or (low_open and v == low)):
+        raise bad_value(argument, value, expected, where=where)
+    if high is not None and (v > high or (high_open and v == high)):
+        raise bad_value(argument, value, expected, where=where)
+    return v
+
+
+def activation(value: Any, where: str) -> Callable[..., Any]:
+    try:
+        return _activations.get(value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+
+
+def initializer(value: Any, argument: str, where: str) -> _initializers.Initializer:
+    if value is None:
+        raise bad_type(argument, value, "an initializer name such as 'zeros' or an Initializer",
+                       where=where)  # fmt: skip
+    try:
+        return _initializers.get(value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {argument}: {exc}") from None
+
+
+def axis_list(value: Any, argument: str, where: str) -> tuple[int, ...]:
+    """An int or a non-empty list/tuple of distinct ints (axes, batch axis 0 included)."""
+    items = [value] if is_int(value) else value
+    if not isinstance(items, list | tuple) or not items or not all(is_int(a) for a in items):
+        raise bad_type(argument, value, "an int or a non-empty list of ints", where=where)
+    if len(set(items)) != len(items):
+        raise bad_value(argument, value, "distinct axes", where=where)
+    return tuple(int(a) for a in items)
+
+
+def resolve_axes(axes: Sequence[int], rank: int, argument: str, where: str, *,
+                 allow_batch: bool = False) -> tuple[int, ...]:  # fmt: skip
+    """Negative axes counted from the end; each must lie in ``[1, rank)`` (``[0, rank)`` with
+    ``allow_batch``) and appear once."""
+    low = 0 if allow_batch else 1
+    out = []
+    for a in axes:
+        r = a + rank if a < 0 else a
+        if not low <= r < rank:
+            batch = "included" if allow_batch else "excluded"
+            raise bad_value(argument, a, f"an axis in [{-rank}, {rank}) for inputs of rank "
+                            f"{rank} (batch axis {batch})", where=where)  # fmt: skip
+        out.append(r)
+    if len(set(out)) != len(out):
+        raise bad_value(argument, tuple(axes), "distinct axes", where=where)
+    return tuple(out)

@@ -1,0 +1,5 @@
+"""Merging layers (Keras's `layers/merging` group)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""Regularization layers (Keras's `layers/regularization` group)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,377 @@
+"""OpInfo-style entries for layers: one record per layer configuration drives the parity
+catalogue *and* the tests.
+
+Note [Layer entries]
+--------------------
+A :class:`LayerCase` says, once, everything needed to check one configuration of a layer:
+
+* the layer class and its constructor arguments (``kwargs``);
+* the input shape(s), batch included, and optionally how to draw the inputs (the awkward ones
+  on purpose: even sizes with stride 2, negative borders for max pooling, ...);
+* the float64 reference (``dualnet.reference.layers.<group>.<layer>``), called as
+  ``reference(x, weights, **config, training=...)`` where ``weights`` maps names to canonical
+  arrays and ``config`` is ``layer.get_config()`` without ``name``/``dtype``/``trainable``;
+  it returns the output, or ``(output, state)`` with the updated non-trainable weights;
+* whether the call runs in training mode, the dtypes, the derived tolerance (``reduction``: the
+  longest sum, see :func:`dualnet.parity.tolerance.for_reduction`), finite-difference masks at
+  kinks, a bound for half precision, combinations expected to be unsupported (with the reason),
+  the torch/Keras divergence the case is built to expose, and the bad inputs that must raise the
+  same clear error on both backends.
+
+Evaluating a case (:meth:`LayerCase.evaluate`) builds a fresh layer per backend, loads the same
+canonical weights, and compares against the reference: the forward value, the gradient with
+respect to every floating input and every trainable weight (a vector-Jacobian product with a
+fixed random cotangent, against a float64 central finite difference whose own error is added to
+the bound), and, for a training-mode call, the non-trainable weights it updated. ``tests/
+test_layer_catalogue.py`` expands every entry into tests per dtype and backend, so a new layer
+is checked completely by writing its entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dualnet._backend import backend_module, use_backend
+from dualnet.parity import tolerance as tol
+from dualnet.parity.cases import (
+    LOW_PRECISION,
+    Case,
+    Check,
+    case_seed,
+    finite_difference,
+    is_float,
+    kink_detail,
+    round_to,
+    status_of,
+    three_way,
+)
+from dualnet.parity.compare import compare
+
+# Keys of get_config() that are not arguments of the layer's math.
+_NOT_MATH = ("name", "dtype", "trainable")
+# Unit roundoff per half-precision dtype.
+UNIT_ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8}
+
+
+def _f64(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BadInput:
+    """A bad argument or input that must raise ``error`` matching ``match`` on both backends,
+    with the same message, before any framework runs.
+
+    Attributes:
+        kwargs: constructor arguments that replace the case's (``{}``: the case's own).
+        input_shape: the input shape to call the layer on (None: construction must raise).
+        error: the exception type.
+        match: a regular expression the message must match.
+    """
+
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    input_shape: Any = None
+    error: type[Exception] = ValueError
+    match: str = ""
+
+
+def default_weights(rng: np.random.Generator, specs: Sequence[Any]) -> list[np.ndarray]:
+    """Random canonical weights: N(0, 0.5²) for trainable ones (not the initializer's: the
+    constant or zero initial values of biases, gammas and betas would hide layout mistakes),
+    N(0, 1) moving means and U(0.5, 2) moving variances (must be positive)."""
+    out = []
+    for spec in specs:
+        if "variance" in spec.name:
+            out.append(rng.uniform(0.5, 2.0, spec.shape))
+        elif spec.trainable:
+            out.append(0.5 * rng.standard_normal(spec.shape))
+        else:
+            out.append(rng.standard_normal(spec.shape))
+    return out
+
+
+def bilinear_bound(reduction: int) -> Callable[..., np.ndarray]:
+    """Half-precision bound for layers linear in the input and in the weights (Dense,
+    convolutions): ``γ_K·(|x|⊛|W|) + u·|y|``, Higham's dot-product bound with ``K`` the length of
+    each sum; ``|x|⊛|W|`` is the reference evaluated on absolute values (bias included), which is
+    exactly Σ|x||w| per output for such layers."""
+
+    def bound(ref_abs: np.ndarray, exact: np.ndarray, u: float) -> np.ndarray:
+        gamma = reduction * u / (1.0 - reduction * u)
+        return gamma * ref_abs + u * np.abs(exact)
+
+    bound.needs_abs = True  # type: ignore[attr-defined]
+    return bound
+
+
+def rounding_bound(ulps: float = 1.0) -> Callable[..., np.ndarray]:
+    """Half-precision bound for layers that compute each output with a few roundings of values
+    of the output's size (copies, max, small averages): ``ulps·u·|y|``, plus the input's own
+    rounding already in ``x``. ``ulps=0`` for exact copies (reshaping, max pooling)."""
+
+    def bound(ref_abs: np.ndarray | None, exact: np.ndarray, u: float) -> np.ndarray:
+        return ulps * u * np.abs(exact)
+
+    bound.needs_abs = False  # type: ignore[attr-defined]
+    return bound
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerCase(Case):
+    """One configuration of one layer (Note [Layer entries]).
+
+    Attributes:
+        layer: the neutral layer class.
+        kwargs: its constructor arguments (``name`` and ``dtype`` are set by the case).
+        input_shape: the input shape, batch included; a list of shapes for merging layers.
+        inputs: ``rng -> array or list of arrays`` in float64; default standard normal.
+        reference: the float64 reference (see the note for its signature).
+        training: call the layer with ``training=True``.
+        weights: ``(rng, specs) -> canonical arrays``; default :func:`default_weights`.
+        grad: check gradients (False for layers without a gradient worth checking).
+        fd_mask: ``(inputs, weights) -> {name: bool mask}`` where the finite difference is valid
+            (False at kinks: ties in max pooling, relu at 0); masked elements are still compared
+            between torch and TensorFlow.
+        reduction: the longest sum in the forward or backward pass, for the tolerance.
+        tolerance: per-dtype overrides, each with its reason.
+        half_bound: ``(reference on |x|,|W| or None, exact, u) -> per-element bound`` for
+            float16/bfloat16 forward rows (:func:`bilinear_bound`, :func:`rounding_bound`);
+            None: half precision is not run for this case.
+        unsupported: ``{dtype: reason}`` combinations expected to raise on some backend; if the
+            backend raises, the row is a skip that gives the reason.
+        exposes: the torch/Keras divergence this case is built to expose (report notes).
+        errors: bad inputs that must raise the same clear error on both backends.
+    """
+
+    family: str = "layer"
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    layer: type
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    input_shape: Any
+    inputs: Callable[[np.random.Generator], Any] | None = None
+    reference: Callable[..., Any]
+    training: bool = False
+    weights: Callable[[np.random.Generator, Sequence[Any]], list[np.ndarray]] | None = None
+    grad: bool = True
+    fd_mask: Callable[[list[np.ndarray], dict[str, np.ndarray]], dict[str, np.ndarray]] | None = (
+        None
+    )
+    reduction: int = 1
+    tolerance: Mapping[str, tol.Tolerance] = field(default_factory=dict)
+    half_bound: Callable[..., np.ndarray] | None = None
+    unsupported: Mapping[str, str] = field(default_factory=dict)
+    exposes: str = ""
+    errors: tuple[BadInput, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.half_bound is not None and self.dtypes == ("float32", "float64"):
+            object.__setattr__(self, "dtypes", (*self.dtypes, *LOW_PRECISION))
+        if self.exposes and not self.notes:
+            object.__setattr__(self, "notes", self.exposes)
+
+    # -- construction -----------------------------------------------------------------------
+
+    @property
+    def multi(self) -> bool:
+        return bool(getattr(self.layer, "multi_input", False))
+
+    def make(self, dtype: str = "float32", **overrides: Any) -> Any:
+        """A fresh neutral layer (no framework involved)."""
+        kwargs = {**self.kwargs, **overrides}
+        kwargs.setdefault("name", "layer")
+        return self.layer(**kwargs, dtype=dtype)
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(s) for s in self.input_shape] if self.multi else [tuple(self.input_shape)]
+
+    def config(self, layer: Any) -> dict[str, Any]:
+        """The reference's keywords: the layer's full config (defaults filled in)."""
+        return {k: v for k, v in layer.get_config().items() if k not in _NOT_MATH}
+
+    def sample(self, dtype: str) -> tuple[list[np.ndarray], list[np.ndarray], Any]:
+        """Inputs and canonical weights rounded to ``dtype``, and the layer they are for."""
+        rng = np.random.default_rng(case_seed(self.name))
+        if self.inputs is None:
+            xs = [rng.standard_normal(s) for s in self.shapes()]
+        else:
+            made = self.inputs(rng)
+            xs = list(made) if self.multi else [made]
+        layer = self.make(dtype)
+        layer.build([x.shape for x in xs] if self.multi else xs[0].shape)
+        make_weights = self.weights or default_weights
+        weights = make_weights(rng, layer.weight_specs)
+        return ([round_to(x, dtype) for x in xs], [round_to(w, dtype) for w in weights], layer)
+
+    def call_reference(
+        self, layer: Any, xs: list[np.ndarray], weights: list[np.ndarray]
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """The reference output and, if it returns one, its state (non-trainable weights)."""
+        named = {s.name: _f64(w) for s, w in zip(layer.weight_specs, weights, strict=True)}
+        x = [_f64(v) if is_float(v) else v for v in xs]
+        out = self.reference(x if self.multi else x[0], named, **self.config(layer),
+                             training=self.training)  # fmt: skip
+        if isinstance(out, tuple):
+            y, state = out
+            frozen = [s.name for s in layer.weight_specs if not s.trainable]
+            return _f64(y), [_f64(state[n]) for n in frozen]
+        return _f64(out), None
+
+    # -- one backend --------------------------------------------------------------------------
+
+    def run_backend(
+        self, backend: str, xs: list[np.ndarray], weights: list[np.ndarray],
+        cotangent: np.ndarray | None, dtype: str, device: str,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Forward value, gradients (floating inputs, then trainable weights, canonical layout)
+        and the non-trainable weights after the call, on one backend, as float64."""
+        with use_backend(backend):
+            b = backend_module(backend)
+            with b.core.device_scope(device):
+                layer = self.make(dtype)
+                tensors = [b.core.convert_to_tensor(x) for x in xs]
+                layer.build([tuple(t.shape) for t in tensors] if self.multi
+                            else tuple(tensors[0].shape))  # fmt: skip
+                layer.set_weights(weights)
+                layer._realise(backend)
+
+                def call(*ts: Any) -> Any:
+                    return layer(list(ts) if self.multi else ts[0], training=self.training)
+
+                wrt = [i for i, x in enumerate(xs) if is_float(x)]
+                if cotangent is None:
+                    out, grads = call(*tensors), []
+                else:
+                    params = b.layers.params(layer.native)
+                    out, grads = b.core.vjp(call, tensors, wrt, cotangent, params=params)
+                    n = len(wrt)
+                    grads = [*grads[:n], *b.layers.canonical_grads(layer.native, grads[n:])]
+                state = [w for w, info in zip(layer.get_weights(), layer.weights, strict=True)
+                         if not info.trainable]  # fmt: skip
+                return {
+                    "out": _f64(b.core.to_numpy(out)),
+                    "grads": [_f64(b.core.to_numpy(g)) for g in grads],
+                    "state": [_f64(s) for s in state],
+                }
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def forward_tolerance(self, dtype: str) -> tol.Tolerance:
+        return self.tolerance.get(dtype) or tol.for_reduction(dtype, self.reduction)
+
+    def evaluate(self, dtype: str, device: str, *, gradients: bool = True) -> list[Check]:
+        if dtype in LOW_PRECISION:
+            return self._evaluate_low_precision(dtype, device)
+        xs, weights, layer = self.sample(dtype)
+        expected, expected_state = self.call_reference(layer, xs, weights)
+        do_grads = gradients and self.grad
+        cotangent = None
+        if do_grads:
+            rng = np.random.default_rng(case_seed(self.name) + 1)
+            cotangent = round_to(rng.standard_normal(expected.shape), dtype)
+        results = self.on_each_backend(
+            dtype, device, lambda b: self.run_backend(b, xs, weights, cotangent, dtype, device)
+        )
+        if isinstance(results, Check):
+            return [self._expected_skip(results, dtype)]
+        bound = self.forward_tolerance(dtype)
+        rounded = _f64(round_to(expected, dtype))
+        comps = three_way(results["torch"]["out"], results["tensorflow"]["out"], rounded, bound)
+        checks = [self.check("forward", dtype, device, status_of(comps), comparisons=comps,
+                             detail=self._unexpected(dtype))]  # fmt: skip
+        if expected_state is not None:
+            want = _flat([round_to(s, dtype) for s in expected_state])
+            comps = three_way(_flat(results["torch"]["state"]),
+                              _flat(results["tensorflow"]["state"]), want, bound)  # fmt: skip
+            checks.append(self.check("state", dtype, device, status_of(comps), comparisons=comps,
+                                     detail="non-trainable weights after the call"))  # fmt: skip
+        if do_grads:
+            checks.extend(self._gradient_checks(layer, xs, weights, cotangent, results, dtype,
+                                                device, bound))  # fmt: skip
+        return checks
+
+    def _gradient_checks(self, layer: Any, xs: list[np.ndarray], weights: list[np.ndarray],
+                         cotangent: np.ndarray, results: dict[str, Any], dtype: str,
+                         device: str, bound: tol.Tolerance) -> list[Check]:  # fmt: skip
+        specs = list(layer.weight_specs)
+        x_names = [f"x{i}" if self.multi else "x" for i in range(len(xs))]
+        arrays: dict[str, np.ndarray] = {n: (_f64(x) if is_float(x) else x)
+                                         for n, x in zip(x_names, xs, strict=True)}  # fmt: skip
+        w_keys = [f"w:{s.name}" for s in specs]
+        arrays.update({k: _f64(w) for k, w in zip(w_keys, weights, strict=True)})
+
+        def reference(**kw: np.ndarray) -> np.ndarray:
+            ins = [kw[n] for n in x_names]
+            ws = [kw[k] for k in w_keys]
+            return self.call_reference(layer, ins, ws)[0]
+
+        wrt = [n for n, x in zip(x_names, xs, strict=True) if is_float(x)]
+        trainable = [f"w:{s.name}" for s in specs if s.trainable] if layer.trainable else []
+        masks = {}
+        if self.fd_mask is not None:
+            named = {s.name: _f64(w) for s, w in zip(specs, weights, strict=True)}
+            raw = self.fd_mask([arrays[n] for n in x_names], named)
+            masks = {(k if k in x_names else f"w:{k}"): v for k, v in raw.items()}
+        checks = []
+        ct64 = _f64(cotangent)
+        for i, key in enumerate([*wrt, *trainable]):
+            fd = finite_difference(reference, arrays, key, ct64, False)
+            gt, gtf = results["torch"]["grads"][i], results["tensorflow"]["grads"][i]
+            mask = masks.get(key)
+            comps = three_way(gt, gtf, _f64(round_to(fd.value, dtype)), bound, mask=mask,
+                              extra_atol=fd.error)  # fmt: skip
+            label = key.removeprefix("w:")
+            detail = kink_detail(mask, fd.error)
+            checks.append(self.check(f"grad[{label}]", dtype, device, status_of(comps),
+                                     comparisons=comps, detail=detail))  # fmt: skip
+        return checks
+
+    def _evaluate_low_precision(self, dtype: str, device: str) -> list[Check]:
+        """Forward values in float16/bfloat16 against a derived per-element bound (see
+        :func:`bilinear_bound`, :func:`rounding_bound`); gradients are not checked there."""
+        if self.half_bound is None:
+            return [self.check("forward", dtype, device, "skip",
+                               detail="no derived half-precision bound for this case")]  # fmt: skip
+        xs, weights, layer = self.sample(dtype)
+        exact, _ = self.call_reference(layer, xs, weights)
+        results = self.on_each_backend(
+            dtype, device, lambda b: self.run_backend(b, xs, weights, None, dtype, device)
+        )
+        if isinstance(results, Check):
+            return [self._expected_skip(results, dtype)]
+        u = UNIT_ROUNDOFF[dtype]
+        ref_abs = None
+        if getattr(self.half_bound, "needs_abs", False):
+            ref_abs = self.call_reference(layer, [np.abs(_f64(x)) for x in xs],
+                                          [np.abs(_f64(w)) for w in weights])[0]  # fmt: skip
+        bound = self.half_bound(ref_abs, exact, u)
+        base = tol.EXACT.scaled(1.0, f"derived half-precision bound (u={u:g})")
+        comps = three_way(results["torch"]["out"], results["tensorflow"]["out"],
+                          _f64(round_to(exact, dtype)), base, extra_atol=bound)  # fmt: skip
+        # The two backends may sit on opposite sides of the exact value: twice the bound.
+        comps["torch~tensorflow"] = compare(results["torch"]["out"], results["tensorflow"]["out"],
+                                            base, extra_atol=2 * bound)  # fmt: skip
+        detail = f"bound <= {float(np.max(bound, initial=0.0)):.2g}; gradients not checked"
+        return [self.check("forward", dtype, device, status_of(comps), comparisons=comps,
+                           detail=detail + self._unexpected(dtype))]  # fmt: skip
+
+    def _expected_skip(self, row: Check, dtype: str) -> Check:
+        """A backend raised: a skip with the documented reason where it was expected."""
+        reason = self.unsupported.get(dtype)
+        if reason is None:
+            return row
+        return Check(family=row.family, case=row.case, check=row.check, dtype=row.dtype,
+                     device=row.device, status="skip",
+                     detail=f"expected unsupported: {reason} ({row.detail})")  # fmt: skip
+
+    def _unexpected(self, dtype: str) -> str:
+        return "; listed as unsupported but ran" if dtype in self.unsupported else ""
+
+
+def _flat(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    if not arrays:
+        return np.zeros(0)
+    return np.concatenate([_f64(a).ravel() for a in arrays])

@@ -1,0 +1,5 @@
+"""float64 numpy reference of the merging layers."""
+
+from __future__ import annotations
+
+import numpy as np  # noqa: F401

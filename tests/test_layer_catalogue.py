@@ -1,0 +1,149 @@
+"""Every layer entry of the catalogue (Note [Layer entries]) expanded into tests: parity with
+the float64 reference per dtype, a deliberately wrong reference that must fail, bad inputs that
+raise the same error on both backends, weights seen as trainable by each framework, and every
+public layer having entries and builders on both backends.
+
+Select with ``-k``: ``pytest tests/test_layer_catalogue.py -k "conv2d and float32"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+import dualnet as dn
+from dualnet._backend import BACKENDS, backend_module
+from dualnet.layers.base import builder_location, import_group
+from dualnet.parity import catalogue
+from dualnet.parity.layer_cases import LayerCase
+
+CASES = [c for c in catalogue.load() if isinstance(c, LayerCase)]
+CLASSES = {n: c for n, c in dn.layers.public_classes().items() if n != "InputLayer"}
+# One entry per layer class, for the tests that need one configuration of each.
+FIRST = list({c.layer.__name__: c for c in reversed(CASES)}.values())
+
+
+def _params(cases):
+    return [pytest.param(c, d, id=f"{c.name}-{d}") for c in cases for d in c.dtypes]
+
+
+@pytest.mark.parametrize(("case", "dtype"), _params(CASES))
+def test_layer_parity(case, dtype):
+    rows = case.evaluate(dtype, "cpu")
+    assert rows, "a case must produce rows"
+    failed = [r for r in rows if r.failed]
+    assert not failed, "\n".join(r.explain() for r in failed)
+    if dtype in ("float32", "float64"):  # full precision always runs: never all skipped
+        assert any(r.status == "pass" for r in rows), [r.explain() for r in rows]
+
+
+@pytest.mark.parametrize("case", FIRST, ids=lambda c: c.layer.__name__)
+def test_wrong_reference_fails(case):
+    """The comparison can fail: a reference off by 1e-3 (relative and absolute) is caught."""
+
+    def wrong(*args, **kwargs):
+        out = case.reference(*args, **kwargs)
+        if isinstance(out, tuple):
+            return np.asarray(out[0]) * 1.001 + 1e-3, out[1]
+        return np.asarray(out) * 1.001 + 1e-3
+
+    rows = dataclasses.replace(case, reference=wrong).evaluate("float64", "cpu", gradients=False)
+    forward = [r for r in rows if r.check == "forward"]
+    assert forward and forward[0].status == "FAIL", [r.explain() for r in rows]
+
+
+def test_every_public_layer_has_an_entry():
+    covered = {c.layer.__name__ for c in CASES}
+    missing = sorted(set(CLASSES) - covered)
+    assert not missing, f"layers without a catalogue entry: {missing}"
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_every_public_layer_has_a_builder(name, backend_name):
+    group, builder = builder_location(CLASSES[name])
+    module = import_group(backend_name, group)
+    assert callable(getattr(module, builder, None)), (
+        f"backends/{backend_name}/layers/{group}.py has no builder {builder!r} for {name}"
+    )
+
+
+def _realised(case, backend_name, **overrides):
+    with dn.use_backend(backend_name):
+        layer = case.make("float32", **overrides)
+        shapes = case.shapes()
+        layer.build(shapes if case.multi else shapes[0])
+        layer._realise(backend_name)
+    return layer
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("case", FIRST, ids=lambda c: c.layer.__name__)
+def test_backend_sees_declared_weights(case, backend_name):
+    """The framework's own view (torch parameters/buffers, Keras trainable/non-trainable
+    weights) holds exactly the declared weights: nothing silently untrainable or undeclared."""
+    layer = _realised(case, backend_name)
+    native = layer.native
+    trainable = [s.name for s in layer.weight_specs if s.trainable]
+    frozen = [s.name for s in layer.weight_specs if not s.trainable]
+    if backend_name == "torch":
+        assert [n for n, _ in native.named_parameters()] == trainable
+        assert sorted(n for n, _ in native.named_buffers()) == sorted(frozen)
+    else:
+        assert [v.name for v in native.trainable_weights] == trainable
+        assert sorted(v.name for v in native.non_trainable_weights) == sorted(frozen)
+    ids = {id(p) for p in backend_module(backend_name).layers.params(native)}
+    assert len(ids) == len(trainable)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("case", FIRST, ids=lambda c: c.layer.__name__)
+def test_weights_round_trip_and_freeze(case, backend_name):
+    layer = _realised(case, backend_name)
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(w.shape).astype("float32") for w in layer.weights]
+    layer.set_weights(arrays)
+    for got, want in zip(layer.get_weights(), arrays, strict=True):
+        np.testing.assert_array_equal(got, want)
+    layer.trainable = False
+    assert layer.trainable_weights == []
+    assert backend_module(backend_name).layers.params(layer.native) == []
+    assert len(layer.non_trainable_weights) == len(layer.weights)
+
+
+@pytest.mark.parametrize("case", FIRST, ids=lambda c: c.layer.__name__)
+def test_config_round_trip(case):
+    layer = case.make()
+    clone = dn.layers.get(dn.layers.serialize(layer))
+    assert type(clone) is type(layer)
+    assert clone.get_config() == layer.get_config()
+
+
+_BAD = [pytest.param(c, i, id=f"{c.name}-bad{i}") for c in CASES for i in range(len(c.errors))]
+
+
+@pytest.mark.parametrize(("case", "index"), _BAD)
+def test_bad_input_same_error_on_both_backends(case, index):
+    bad = case.errors[index]
+    messages = {}
+    for backend_name in BACKENDS:
+        with dn.use_backend(backend_name), pytest.raises(bad.error, match=bad.match) as info:
+            layer = case.make("float32", **bad.kwargs)
+            if bad.input_shape is None:
+                pytest.fail(f"constructing {case.layer.__name__}({dict(bad.kwargs)}) did not raise")
+            x = (
+                [np.zeros(s, "float32") for s in bad.input_shape]
+                if case.multi
+                else np.zeros(bad.input_shape, "float32")
+            )
+            layer(x)
+        messages[backend_name] = str(info.value)
+        if bad.input_shape is not None:  # nothing half-built after the failure
+            assert not layer.built and layer.native is None
+    assert len(set(messages.values())) == 1, messages
+    assert re.search(r"\w+=|expect", messages["torch"]), (
+        f"the message should name the argument or the expected input: {messages['torch']}"
+    )
