@@ -8,19 +8,10 @@ from dualnet.parity.cases import register
 from dualnet.parity.layer_cases import BadInput, LayerCase, bilinear_bound
 from dualnet.reference.layers import core as R
 
-
-def _dense(x, w, *, activation, use_bias, **_):
-    return R.dense(x, w["kernel"], w.get("bias") if use_bias else None, activation)
-
-
-def _activation(x, w, *, activation, **_):
-    return R.activation(x, activation)
-
-
 register(
     LayerCase(
         name="dense-rank3-tanh", layer=L.Dense, kwargs={"units": 3, "activation": "tanh"},
-        input_shape=(2, 3, 4), reference=_dense, reduction=4, half_bound=None,
+        input_shape=(2, 3, 4), reference=R.dense_layer, reduction=4, half_bound=None,
         errors=(
             BadInput(kwargs={"units": 0}, error=ValueError, match=r"units=0.*positive int"),
             BadInput(input_shape=(4,), error=ValueError, match=r"rank >= 2"),
@@ -28,11 +19,11 @@ register(
     ),
     LayerCase(
         name="dense-linear-half", layer=L.Dense, kwargs={"units": 5}, input_shape=(3, 8),
-        reference=_dense, reduction=8, half_bound=bilinear_bound(8),
+        reference=R.dense_layer, reduction=8, half_bound=bilinear_bound(8),
     ),
     LayerCase(
         name="activation-gelu", layer=L.Activation, kwargs={"activation": "gelu"},
-        input_shape=(3, 5), reference=_activation,
+        input_shape=(3, 5), reference=R.activation_layer,
         errors=(BadInput(kwargs={"activation": "nope"}, error=ValueError, match=r"nope"),),
     ),
 )  # fmt: skip

@@ -53,3 +53,18 @@ def preactivations(x, weights: Sequence[np.ndarray], activations: Sequence[str],
         out.append((h, z))
         h = activation(z, act)
     return out
+
+
+# Layer-convention references (``reference(x, weights, **config, training=...)``, see
+# :func:`dualnet.reference.layers.for_layer`); ``dense``/``activation`` above are the op-style
+# functions the MLP references use.
+
+
+def dense_layer(x, w, *, activation="linear", use_bias=True, **_):
+    """:class:`dualnet.layers.Dense`: ``activation(x @ kernel + bias)``."""
+    return dense(x, w["kernel"], w["bias"] if use_bias else None, activation)
+
+
+def activation_layer(x, w, *, activation="linear", **_):
+    """:class:`dualnet.layers.Activation`."""
+    return globals()["activation"](x, activation)
