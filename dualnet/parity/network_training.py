@@ -148,8 +148,11 @@ class NetworkTrainingCase(Case):
             return [runs]
         x64, y64 = _f64(x), _f64(y)
         one = tol.for_reduction(dtype, self.reduction)
-        long = one.scaled(math.sqrt(self.steps), f"{one.reason}; x sqrt({self.steps}) updates: "
-                          "rounding differences carried forward grow like a random walk")  # fmt: skip
+        why = (
+            f"{one.reason}; x sqrt({self.steps}) updates: rounding differences carried "
+            "forward grow like a random walk"
+        )
+        long = one.scaled(math.sqrt(self.steps), why)
         frozen = [not w.trainable for w in ref_model.weights]
         checks: list[Check] = []
 
@@ -189,8 +192,10 @@ class NetworkTrainingCase(Case):
         row("weights", {b: flat(runs[b]["after"][-1]) for b in BACKENDS}, None, long, detail)
         return checks
 
-    def _grad1(self, model: Any, x: np.ndarray, y: np.ndarray, weights: list[np.ndarray],
-               runs: dict[str, Any], dtype: str, device: str, bound: tol.Tolerance) -> Check:  # fmt: skip
+    def _grad1(
+        self, model: Any, x: np.ndarray, y: np.ndarray, weights: list[np.ndarray],
+        runs: dict[str, Any], dtype: str, device: str, bound: tol.Tolerance,
+    ) -> Check:  # fmt: skip
         """First-step gradients on sampled coordinates against a central finite difference of
         the float64 reference loss (its own error estimated from two step sizes)."""
         idx = self.batches()[0]
@@ -216,8 +221,9 @@ class NetworkTrainingCase(Case):
                 for b in BACKENDS:
                     got[b].append(float(np.asarray(runs[b]["grads"][k]).reshape(-1)[j]))
         expected = np.array(fd)
-        comps = three_way(np.array(got["torch"]), np.array(got["tensorflow"]),
-                          _f64(round_to(expected, dtype)), bound, extra_atol=np.array(err))  # fmt: skip
+        want = _f64(round_to(expected, dtype))
+        comps = three_way(np.array(got["torch"]), np.array(got["tensorflow"]), want, bound,
+                          extra_atol=np.array(err))  # fmt: skip
         return self.check(
             "grad1",
             dtype,
