@@ -1,3 +1,48 @@
-"""Merging layers on tf.keras (builders named like the neutral classes)."""
+"""Merging layers on tf.keras: Keras's own layers, which compute exactly the documented math
+for the inputs the neutral layer accepts (equal shapes, so Keras's broadcasting never runs):
+sums and products left to right, ``Average`` as that sum over ``n``, ``Maximum``/``Minimum`` by
+``tf.maximum``/``tf.minimum`` (NaN propagates; at a tie the gradient goes to the first input),
+``Concatenate`` by ``tf.concat`` along the given axis.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from dualnet.backends.tensorflow.layers.base import adopt
+
+
+def _adopt(cls: type, layer: Any, weights: Sequence[np.ndarray], **kwargs: Any) -> Any:
+    native = cls(**kwargs, dtype=layer.dtype, name=layer.name)
+    return adopt(native, layer, weights, [tuple(s) for s in layer.input_shape])
+
+
+def add(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Add:
+    return _adopt(keras.layers.Add, layer, weights)
+
+
+def subtract(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Subtract:
+    return _adopt(keras.layers.Subtract, layer, weights)
+
+
+def multiply(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Multiply:
+    return _adopt(keras.layers.Multiply, layer, weights)
+
+
+def average(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Average:
+    return _adopt(keras.layers.Average, layer, weights)
+
+
+def maximum(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Maximum:
+    return _adopt(keras.layers.Maximum, layer, weights)
+
+
+def minimum(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Minimum:
+    return _adopt(keras.layers.Minimum, layer, weights)
+
+
+def concatenate(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Concatenate:
+    return _adopt(keras.layers.Concatenate, layer, weights, axis=layer.axis)

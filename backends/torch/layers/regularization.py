@@ -1,3 +1,91 @@
-"""Regularization layers on torch (builders named like the neutral classes)."""
+"""Regularization layers on torch: the masks and noise come from the neutral layer (Note
+[Portable noise] in :mod:`dualnet.layers.regularization`), never from torch's generator, so
+they are the ones TensorFlow applies too. ``F.dropout`` is not used: it draws its own mask.
+
+The module asks the neutral layer (``self.layer``) for the noise of each training call, so the
+count of calls advances whether the layer is called alone or inside a model's native module.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from dualnet.backends.torch.layers.base import Module
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _host(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """A host-drawn array on ``like``'s device (one copy; no copy on the CPU)."""
+    return torch.from_numpy(array).to(device=like.device)
+
+
+class Dropout(Module):
+    """``where(keep, x·scale, 0)``: Dropout, SpatialDropout1D and SpatialDropout2D (they differ
+    only in the mask shape, which the neutral layer gives)."""
+
+    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        if not training:
+            return x
+        keep = self.layer.next_mask(tuple(x.shape))
+        if keep is None:  # rate 0
+            return x
+        keep = _host(keep, x)
+        scale = self.layer.scale
+        if x.dtype in _HALF:
+            # torch would compute x·scale in float32 anyway (opmath); written out so both
+            # backends follow one rule: float32 math with the scale rounded to float32, one
+            # rounding to half at the end.
+            return torch.where(keep, x.float() * scale, 0.0).to(x.dtype)
+        # A Python float multiplies in x's dtype (the scale rounded once to it); where() keeps
+        # a dropped inf or NaN at 0, as Keras does (x·mask would give NaN).
+        return torch.where(keep, x * scale, 0.0)
+
+
+class GaussianNoise(Module):
+    """``x + noise`` with the neutral layer's noise."""
+
+    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        if not training:
+            return x
+        noise = self.layer.next_noise(tuple(x.shape))
+        if noise is None:  # stddev 0
+            return x
+        noise = _host(noise, x)  # in the compute dtype: float32 for half layers
+        return (x + noise).to(x.dtype) if x.dtype in _HALF else x + noise
+
+
+class GaussianDropout(Module):
+    """``x · factor`` with the neutral layer's factor ``1 + σ·n``."""
+
+    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        if not training:
+            return x
+        factor = self.layer.next_noise(tuple(x.shape))
+        if factor is None:  # rate 0
+            return x
+        factor = _host(factor, x)
+        return (x * factor).to(x.dtype) if x.dtype in _HALF else x * factor
+
+
+def dropout(layer: Any, weights: Sequence[np.ndarray]) -> Dropout:
+    return Dropout(layer, weights)
+
+
+def spatial_dropout1d(layer: Any, weights: Sequence[np.ndarray]) -> Dropout:
+    return Dropout(layer, weights)
+
+
+def spatial_dropout2d(layer: Any, weights: Sequence[np.ndarray]) -> Dropout:
+    return Dropout(layer, weights)
+
+
+def gaussian_noise(layer: Any, weights: Sequence[np.ndarray]) -> GaussianNoise:
+    return GaussianNoise(layer, weights)
+
+
+def gaussian_dropout(layer: Any, weights: Sequence[np.ndarray]) -> GaussianDropout:
+    return GaussianDropout(layer, weights)
