@@ -966,6 +966,8 @@ class Functional(Model):
 
     def _is_chain(self) -> bool:
         """Keras's "sequential-like" test: at most one node per depth, one input per node."""
+        if any(len(node.inputs) > 1 for node in self._nodes):
+            return False  # a merge (several input tensors) is a branching graph for Keras too
         depth: dict[int, int] = {}
         for node in reversed(self._nodes):
             d = depth.setdefault(id(node), 0)

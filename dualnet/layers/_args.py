@@ -121,9 +121,10 @@ def resolve_axes(axes: Sequence[int], rank: int, argument: str, where: str, *,
     for a in axes:
         r = a + rank if a < 0 else a
         if not low <= r < rank:
-            batch = "included" if allow_batch else "excluded"
-            raise bad_value(argument, a, f"an axis in [{-rank}, {rank}) for inputs of rank "
-                            f"{rank} (batch axis {batch})", where=where)  # fmt: skip
+            allowed = (f"an axis in [{-rank}, {rank})" if allow_batch
+                       else f"an axis in [1, {rank}) or [{-rank + 1}, -1] (the batch axis 0 "
+                       "excluded)")  # fmt: skip
+            raise bad_value(argument, a, f"{allowed} for inputs of rank {rank}", where=where)
         out.append(r)
     if len(set(out)) != len(out):
         raise bad_value(argument, tuple(axes), "distinct axes", where=where)

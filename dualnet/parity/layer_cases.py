@@ -120,6 +120,27 @@ def rounding_bound(ulps: float = 1.0) -> Callable[..., np.ndarray]:
     return bound
 
 
+U32 = 2.0**-24  # float32 unit roundoff
+HALF_SUBNORMAL = 2.0**-24  # float16's subnormal spacing: two roundings there cost at most this
+
+
+def float32_math_bound(half: int, single: int) -> Callable[..., np.ndarray]:
+    """Half-precision bound for a result computed in float32 with ``single`` roundings (each
+    relative to the result, ``u₃₂·|y|``) and rounded once to half, against the exact value
+    rounded once to half.
+
+    ``|fl_h(y₃₂) - fl_h(y)| <= u|y₃₂| + |y₃₂ - y| + u|y|``: ``half`` (= 2: the backend's and the
+    reference's rounding) times ``u·|y|``, plus ``single·u₃₂·|y|``, plus one float16 subnormal
+    spacing (below float16's normal range the two roundings are absolute, 2⁻²⁵ each).
+    """
+
+    def bound(ref_abs: np.ndarray | None, exact: np.ndarray, u: float) -> np.ndarray:
+        return (half * u + single * U32) * np.abs(exact) + HALF_SUBNORMAL
+
+    bound.needs_abs = False  # type: ignore[attr-defined]
+    return bound
+
+
 @dataclass(frozen=True, kw_only=True)
 class LayerCase(Case):
     """One configuration of one layer (Note [Layer entries]).

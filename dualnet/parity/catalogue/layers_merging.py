@@ -15,8 +15,13 @@ import numpy as np
 
 from dualnet import layers as L
 from dualnet.parity.cases import register
-from dualnet.parity.catalogue.layers_activations import float32_math_bound
-from dualnet.parity.layer_cases import BadInput, LayerCase, bilinear_bound, rounding_bound
+from dualnet.parity.layer_cases import (
+    BadInput,
+    LayerCase,
+    bilinear_bound,
+    float32_math_bound,
+    rounding_bound,
+)
 from dualnet.reference.layers import merging as R
 
 SHAPE = (3, 4)

@@ -9,7 +9,7 @@ is its first training call (index 0), which is also what the reference reproduce
 
 Half precision: the layers apply the noise in float32 (the scale or noise rounded once to
 float32, one float32 operation) and round once to half (see
-:func:`~dualnet.parity.catalogue.layers_activations.float32_math_bound`).
+:func:`~dualnet.parity.layer_cases.float32_math_bound`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import numpy as np
 from dualnet import layers as L
 from dualnet.layers.regularization import keep_mask, standard_normal
 from dualnet.parity.cases import register
-from dualnet.parity.catalogue.layers_activations import U32, float32_math_bound
-from dualnet.parity.layer_cases import BadInput, LayerCase, rounding_bound
+from dualnet.parity.layer_cases import U32, BadInput, LayerCase, float32_math_bound, rounding_bound
 from dualnet.reference.layers import regularization as R
 
 SHAPE = (4, 6)
