@@ -1,0 +1,319 @@
+"""Pooling layers beyond the generic catalogue tests: each torch/Keras divergence made visible
+(torch's own default gives another answer, dualnet gives the reference's on both backends),
+shapes in the functional API, models on both backends, channels_first, the dtype workarounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dualnet as dn
+from dualnet._backend import backend_module
+from dualnet.reference.layers import pooling as R
+
+RNG = np.random.default_rng(1234)
+X = RNG.standard_normal((2, 5, 6, 2))  # batch 2, 5x6 maps, 2 channels (channels_last)
+X_ODD = RNG.standard_normal((2, 5, 7, 2))  # 5 and 7: "same" with k=3, s=2 pads 1+1 on both
+NEGATIVE = -RNG.uniform(0.5, 3.0, (2, 5, 6, 2))
+
+
+def _torch():
+    backend_module("torch")
+    import torch
+
+    return torch
+
+
+def _keras():
+    backend_module("tensorflow")  # torch first, then TensorFlow (the order that works)
+    import keras
+
+    return keras
+
+
+def _tf():
+    backend_module("tensorflow")
+    import tensorflow as tf
+
+    return tf
+
+
+def _nchw(x):
+    return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+
+
+def _nhwc(y):
+    return np.moveaxis(y, 1, -1)
+
+
+def _config(layer):
+    return {k: v for k, v in layer.get_config().items() if k not in ("name", "dtype")}
+
+
+def _run(layer, x):
+    return dn.to_numpy(layer(x)).astype(np.float64)
+
+
+TOL = {"float32": {"rtol": 2e-6, "atol": 2e-6}, "float64": {"rtol": 1e-12, "atol": 1e-12}}
+
+
+# -- average pooling: the divisor ------------------------------------------------------------
+
+
+def test_average_same_divides_by_real_positions_not_torchs_default(backend, dtype):
+    """5x7 with k=3, s=2 pads one row/column on each side: torch's ``padding=1`` builds the
+    same windows, but its default ``count_include_pad=True`` divides border windows by 9."""
+    torch = _torch()
+    layer = dn.layers.AveragePooling2D(3, strides=2, padding="same", dtype=dtype)
+    got = _run(layer, X_ODD)
+    expected = R.average_pooling2d(X_ODD, pool_size=3, strides=2, padding="same")
+    np.testing.assert_allclose(got, expected, **TOL[dtype])
+    native = torch.nn.functional.avg_pool2d(torch.as_tensor(_nchw(X_ODD)), 3, 2, padding=1)
+    torch_default = _nhwc(native.numpy())
+    assert torch_default.shape == expected.shape  # same shapes: the trap gives no error
+    gap = np.abs(torch_default - expected)
+    assert gap[:, 0, 0].min() > 0  # the corner window: 4 real positions, torch divides by 9
+    assert gap.max() > 0.1
+    np.testing.assert_allclose(gap[:, 1:-1, 1:-1], 0, atol=1e-12)  # interior windows agree
+
+
+def test_torch_default_divisor_is_explicit_zero_padding_then_valid(backend):
+    """The documented way to get torch's count_include_pad=True: ZeroPadding2D then "valid"."""
+    torch = _torch()
+    model = dn.Sequential([dn.Input((5, 7, 2), dtype="float64"),
+                           dn.layers.ZeroPadding2D(1, dtype="float64"),
+                           dn.layers.AveragePooling2D(3, 2, dtype="float64")])  # fmt: skip
+    native = torch.nn.functional.avg_pool2d(torch.as_tensor(_nchw(X_ODD)), 3, 2, padding=1)
+    np.testing.assert_allclose(dn.to_numpy(model(X_ODD)), _nhwc(native.numpy()), rtol=1e-12,
+                               atol=1e-12)  # fmt: skip
+
+
+def test_same_padding_puts_the_odd_position_at_the_end(backend):
+    """6 columns with k=3, s=2 need one padded column: TensorFlow adds it at the end. torch's
+    symmetric ``padding=1`` gives the same output shape with shifted windows."""
+    torch = _torch()
+    layer = dn.layers.MaxPooling2D(3, strides=2, padding="same", dtype="float64")
+    got = _run(layer, X)
+    expected = R.max_pooling2d(X, pool_size=3, strides=2, padding="same")
+    np.testing.assert_array_equal(got, expected)
+    shifted = torch.nn.functional.max_pool2d(torch.as_tensor(_nchw(X)), 3, 2, padding=1)
+    shifted = _nhwc(shifted.numpy())
+    assert shifted.shape == expected.shape
+    assert np.abs(shifted - expected).max() > 0.1
+    # Rows (5 = 1 + 5 + 1, symmetric) agree where the columns do: only column windows moved.
+    assert not np.array_equal(shifted[:, :, 0], expected[:, :, 0])
+
+
+# -- max pooling: padding never wins ---------------------------------------------------------
+
+
+def test_max_same_padding_never_wins_over_negative_borders(backend, dtype):
+    layer = dn.layers.MaxPooling2D(3, strides=2, padding="same", dtype=dtype)
+    got = _run(layer, NEGATIVE)
+    expected = R.max_pooling2d(NEGATIVE, pool_size=3, strides=2, padding="same")
+    np.testing.assert_allclose(got, expected, **TOL[dtype])
+    assert got.max() < 0
+    # A converter that pads with zeros (TF's amounts, 1+1 rows and 0+1 columns) then pools
+    # "valid" returns 0 in every border window.
+    zero_padded = R.max_pooling2d(np.pad(NEGATIVE, ((0, 0), (1, 1), (0, 1), (0, 0))),
+                                  pool_size=3, strides=2)  # fmt: skip
+    assert zero_padded.shape == expected.shape
+    assert (zero_padded[:, 0] == 0).all() and (zero_padded[:, :, -1] == 0).all()
+
+
+def test_max_pooling_gradient_goes_to_the_window_argmax(backend):
+    """Inputs without ties: the gradient of the sum is 1 at each window's argmax, on the
+    native framework's autodiff."""
+    b = backend_module(backend)
+    layer = dn.layers.MaxPooling2D(3, strides=2, padding="same", dtype="float64")
+    x = b.core.convert_to_tensor(NEGATIVE)
+    out = layer(x)
+    ones = np.ones(tuple(out.shape))
+    _, (grad,) = b.core.vjp(lambda t: layer(t), [x], [0], ones)
+    grad = dn.to_numpy(grad)
+    assert grad.sum() == out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3]
+    winners = np.isin(NEGATIVE, dn.to_numpy(out))
+    assert set(np.unique(grad[~winners])) == {0.0}
+
+
+# -- strides, channels_first, shapes ---------------------------------------------------------
+
+
+def test_strides_none_means_pool_size(backend):
+    layer = dn.layers.MaxPooling2D()
+    assert layer.pool_size == (2, 2) and layer.strides == (2, 2)
+    assert dn.layers.AveragePooling1D(3).strides == (3,)
+    assert dn.layers.MaxPooling3D(pool_size=(1, 2, 3)).strides == (1, 2, 3)
+    y = _run(layer, X)
+    assert y.shape == (2, 2, 3, 2)  # the 5th row is dropped ("valid")
+    np.testing.assert_allclose(y, R.max_pooling2d(X, pool_size=2, strides=2), rtol=1e-6)
+    assert layer.get_config()["strides"] == (2, 2)
+
+
+def test_average_pooling_needs_a_pool_size_as_in_keras():
+    with pytest.raises(TypeError, match="pool_size"):
+        dn.layers.AveragePooling2D()
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [(dn.layers.MaxPooling2D, {"pool_size": 3, "strides": 2, "padding": "same"}),
+     (dn.layers.AveragePooling2D, {"pool_size": (3, 2), "strides": (2, 1), "padding": "same"}),
+     (dn.layers.AveragePooling2D, {"pool_size": 2}),
+     (dn.layers.GlobalMaxPooling2D, {"keepdims": True}),
+     (dn.layers.GlobalAveragePooling2D, {})],
+    ids=["max-same", "avg-same", "avg-valid", "global-max", "global-avg"],
+)  # fmt: skip
+def test_channels_first_is_channels_last_transposed(cls, kwargs, backend, dtype):
+    last = _run(cls(**kwargs, dtype=dtype), X)
+    first = _run(cls(**kwargs, data_format="channels_first", dtype=dtype), _nchw(X))
+    if first.ndim == 4:
+        first = _nhwc(first)
+    np.testing.assert_allclose(first, last, **TOL[dtype])
+
+
+def test_functional_shapes_keep_unknown_dims():
+    x = dn.Input((None, None, 3))
+    assert dn.layers.MaxPooling2D(3, 2, "same")(x).shape == (None, None, None, 3)
+    assert dn.layers.GlobalAveragePooling2D()(x).shape == (None, 3)
+    assert dn.layers.GlobalMaxPooling2D(keepdims=True)(x).shape == (None, 1, 1, 3)
+    y = dn.Input((5, None, 2))
+    assert dn.layers.AveragePooling2D((2, 3), (1, 2))(y).shape == (None, 4, None, 2)
+    z = dn.Input((2, 7))  # channels_first 1-D
+    pooled = dn.layers.AveragePooling1D(3, 2, "same", data_format="channels_first")(z)
+    assert pooled.shape == (None, 2, 4)
+
+
+def test_valid_pool_larger_than_input_is_refused_while_building_the_graph():
+    with pytest.raises(ValueError, match=r"pool_size=\(3, 3\) with padding='valid'"):
+        dn.layers.MaxPooling2D(3)(dn.Input((2, 6, 1)))
+    # "same" pads instead: one output position
+    same = dn.layers.MaxPooling2D(3, padding="same")(dn.Input((2, 6, 1)))
+    assert same.shape == (None, 1, 2, 1)
+
+
+def test_a_built_pooling_layer_takes_other_sizes(backend):
+    """No weights: like Keras's, a pooling layer pools maps of any size once built."""
+    layer = dn.layers.AveragePooling2D(3, 2, "same", dtype="float64")
+    for x in (X, X_ODD):
+        np.testing.assert_allclose(_run(layer, x), R.average_pooling2d(x, pool_size=3, strides=2,
+                                                                       padding="same"),
+                                   rtol=1e-12, atol=1e-12)  # fmt: skip
+
+
+# -- models on both backends -----------------------------------------------------------------
+
+
+def test_pooling_in_sequential_and_functional_models(backend):
+    layers = [dn.layers.MaxPooling2D(3, 2, "same", dtype="float64"),
+              dn.layers.AveragePooling2D(2, 1, dtype="float64"),
+              dn.layers.GlobalMaxPooling2D(dtype="float64")]  # fmt: skip
+    seq = dn.Sequential([dn.Input((5, 6, 2), dtype="float64"), *layers])
+    inputs = dn.Input((5, 6, 2), dtype="float64")
+    h = dn.layers.AveragePooling2D(3, 2, "same", dtype="float64")(inputs)
+    functional = dn.Model(inputs, dn.layers.GlobalAveragePooling2D(dtype="float64")(h))
+    h = R.max_pooling2d(X, pool_size=3, strides=2, padding="same")
+    want_seq = R.global_max_pooling2d(R.average_pooling2d(h, pool_size=2, strides=1))
+    want_fun = R.global_average_pooling2d(R.average_pooling2d(X, pool_size=3, strides=2,
+                                                              padding="same"))  # fmt: skip
+    for model, want in ((seq, want_seq), (functional, want_fun)):
+        np.testing.assert_allclose(dn.to_numpy(model(X)), want, rtol=1e-12, atol=1e-12)
+        assert model.count_params() == 0
+        native = model.native  # the framework's own model runs the layers
+        if backend == "torch":
+            torch = _torch()
+            out = native(torch.as_tensor(X)).detach().numpy()
+        else:
+            out = np.asarray(native(X))
+        np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
+def test_summary_shapes_equal_keras(backend):
+    keras = _keras()
+    inputs = dn.Input((5, 6, 2), name="image")
+    h = dn.layers.MaxPooling2D(3, 2, "same", name="max")(inputs)
+    h = dn.layers.AveragePooling2D(2, 1, "same", data_format="channels_first", name="avg")(h)
+    out = dn.layers.GlobalAveragePooling2D(keepdims=True, name="gap")(h)
+    model = dn.Model(inputs, out, name="pools")
+    k_in = keras.Input((5, 6, 2), name="image")
+    k = keras.layers.MaxPooling2D(3, 2, "same", name="max")(k_in)
+    k = keras.layers.AveragePooling2D(2, 1, "same", data_format="channels_first", name="avg")(k)
+    k_out = keras.layers.GlobalAveragePooling2D(keepdims=True, name="gap")(k)
+    k_model = keras.Model(k_in, k_out, name="pools")
+    dn_shapes = [layer.output_shape for layer in model.layers[1:]]
+    assert dn_shapes == [tuple(layer.output.shape) for layer in k_model.layers[1:]]
+    captured, ours = [], []
+    k_model.summary(print_fn=lambda text, line_break=False: captured.append(text))
+    model.summary(print_fn=ours.append)
+    assert ours == captured
+
+
+# -- dtype workarounds -----------------------------------------------------------------------
+
+
+def test_half_average_is_taken_in_float32_and_rounded_once(backend):
+    """TensorFlow's own float16 AvgPool accumulates in half precision; dualnet averages in
+    float32 and rounds once, on both backends, which gives the correctly rounded mean here."""
+    tf = _tf()
+    x16 = (100 * X).astype(np.float16)
+    exact = R.average_pooling2d(x16.astype(np.float64), pool_size=3, strides=2, padding="same")
+    rounded = exact.astype(np.float16)
+    got = dn.to_numpy(dn.layers.AveragePooling2D(3, 2, "same", dtype="float16")(x16))
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, rounded)
+    native = tf.nn.avg_pool(tf.constant(x16), 3, 2, "SAME").numpy()
+    assert (native != rounded).sum() > 0
+
+
+def test_3d_pooling_in_float64_and_float16_which_tensorflow_cpu_lacks(backend):
+    tf = _tf()
+    x = RNG.standard_normal((2, 3, 4, 3, 2))
+    with pytest.raises((tf.errors.InvalidArgumentError, tf.errors.NotFoundError)):
+        tf.nn.max_pool3d(tf.constant(x), 2, 2, "SAME", "NDHWC")  # no float64 kernel
+    for cls, ref in ((dn.layers.MaxPooling3D, R.max_pooling3d),
+                     (dn.layers.AveragePooling3D, R.average_pooling3d)):  # fmt: skip
+        got = _run(cls(2, padding="same", dtype="float64"), x)
+        np.testing.assert_allclose(got, ref(x, pool_size=2, padding="same"), rtol=1e-13,
+                                   atol=1e-13)  # fmt: skip
+        half = _run(cls(2, padding="same", dtype="float16"), x)
+        expected = ref(x.astype(np.float16).astype(np.float64), pool_size=2, padding="same")
+        np.testing.assert_allclose(half, expected.astype(np.float16), rtol=2**-10, atol=0)
+
+
+def test_config_round_trip_keeps_resolved_strides():
+    layer = dn.layers.AveragePooling2D((2, 3), padding="SAME", data_format="channels_first")
+    config = layer.get_config()
+    assert config["strides"] == (2, 3) and config["padding"] == "same"
+    clone = dn.layers.AveragePooling2D.from_config(config)
+    assert clone.get_config() == config
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [(lambda: dn.layers.MaxPooling2D(2.5), TypeError, r"MaxPooling2D: invalid pool_size=2.5"),
+     (lambda: dn.layers.MaxPooling1D(True), TypeError, r"pool_size=True"),
+     (lambda: dn.layers.AveragePooling3D((2, 2, 0)), ValueError, r"pool_size=\(2, 2, 0\)"),
+     (lambda: dn.layers.MaxPooling2D(padding=None), ValueError, r"padding=None"),
+     (lambda: dn.layers.GlobalAveragePooling1D(data_format="channels"), ValueError,
+      r"data_format='channels'")],
+)  # fmt: skip
+def test_bad_arguments_name_the_argument(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_catalogue_tie_mask_covers_near_ties_only():
+    """The catalogue's finite-difference mask for max pooling: the two leading elements of a
+    window whose top two values are closer than a few steps are masked, nothing else."""
+    from dualnet.parity.catalogue.layers_pooling import TIE_MARGIN, max_kinks
+
+    x = np.arange(2 * 4 * 4 * 1, dtype=np.float64).reshape(2, 4, 4, 1)  # no ties: no mask
+    mask = max_kinks((2, 2))([x], {})["x"]
+    assert mask.all()
+    x[0, 0, 0, 0] = x[0, 1, 1, 0] - TIE_MARGIN / 10  # runner-up of window (0, 0) nearly ties
+    mask = max_kinks((2, 2))([x], {})["x"]
+    assert not mask[0, 0, 0, 0] and not mask[0, 1, 1, 0]
+    assert mask.sum() == mask.size - 2
+    # Under "same" the padding (-inf) never counts as a runner-up.
+    lone = np.array([[[1.0], [5.0], [3.0]]])
+    assert max_kinks((2,), (2,), "same")([lone], {})["x"].all()
