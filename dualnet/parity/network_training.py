@@ -110,10 +110,11 @@ class NetworkTrainingCase(Case):
     def _loss(self) -> L.Loss:
         return L.CategoricalCrossentropy(from_logits=True)
 
-    def reference_loss(self, model: Any, x: np.ndarray, y: np.ndarray,
-                       weights: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:  # fmt: skip
-        """The float64 loss of one training-mode forward and the weights after it."""
-        logits, after = RL.model_forward(model, x, weights, training=True)
+    def reference_loss(self, model: Any, x: np.ndarray, y: np.ndarray, weights: list[np.ndarray],
+                       call: int = 0) -> tuple[float, list[np.ndarray]]:  # fmt: skip
+        """The float64 loss of training call ``call`` (its dropout masks) and the weights
+        after it."""
+        logits, after = RL.model_forward(model, x, weights, training=True, call=call)
         return float(np.mean(RLoss.categorical_crossentropy(y, logits, from_logits=True))), after
 
     # -- runs ---------------------------------------------------------------------------------
@@ -162,8 +163,8 @@ class NetworkTrainingCase(Case):
         ref_state: dict[str, np.ndarray] = {}
         for b in BACKENDS:
             values, states = [], []
-            for idx, w in zip(self.batches(), runs[b]["before"], strict=True):
-                value, new = self.reference_loss(ref_model, x64[idx], y64[idx], w)
+            for k, (idx, w) in enumerate(zip(self.batches(), runs[b]["before"], strict=True)):
+                value, new = self.reference_loss(ref_model, x64[idx], y64[idx], w, call=k)
                 values.append(value)
                 states.append(flat(n for n, f in zip(new, frozen, strict=True) if f))
             ref_loss[b], ref_state[b] = np.array(values), np.concatenate(states)

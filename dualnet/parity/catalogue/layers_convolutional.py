@@ -16,7 +16,6 @@ input and weights; the separable one adds both stages' lengths (its intermediate
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from dualnet import layers as L
@@ -24,31 +23,9 @@ from dualnet.parity.cases import register
 from dualnet.parity.layer_cases import BadInput, LayerCase, bilinear_bound
 from dualnet.reference.layers import convolutional as R
 
-_CONV_KEYS = ("strides", "padding", "data_format", "dilation_rate", "groups", "activation")
-_TRANSPOSE_KEYS = ("strides", "padding", "output_padding", "data_format", "dilation_rate",
-                   "activation")  # fmt: skip
-_DEPTHWISE_KEYS = ("strides", "padding", "depth_multiplier", "data_format", "dilation_rate",
-                   "activation")  # fmt: skip
-
-
-def _adapt(fn: Callable[..., Any], kernels: tuple[str, ...], keys: tuple[str, ...]):
-    """``reference(x, weights, **config)`` -> ``fn(x, *kernels, bias, **math arguments)``."""
-
-    def reference(x, w, **config):
-        return fn(x, *(w[k] for k in kernels), w.get("bias"), **{k: config[k] for k in keys})
-
-    reference.__name__ = fn.__name__
-    return reference
-
-
-_conv1d = _adapt(R.conv1d, ("kernel",), _CONV_KEYS)
-_conv2d = _adapt(R.conv2d, ("kernel",), _CONV_KEYS)
-_conv3d = _adapt(R.conv3d, ("kernel",), _CONV_KEYS)
-_conv1d_transpose = _adapt(R.conv1d_transpose, ("kernel",), _TRANSPOSE_KEYS)
-_conv2d_transpose = _adapt(R.conv2d_transpose, ("kernel",), _TRANSPOSE_KEYS)
-_depthwise = _adapt(R.depthwise_conv2d, ("kernel",), _DEPTHWISE_KEYS)
-_separable = _adapt(R.separable_conv2d, ("depthwise_kernel", "pointwise_kernel"),
-                    _DEPTHWISE_KEYS)  # fmt: skip
+_conv1d, _conv2d, _conv3d = R.conv1d_layer, R.conv2d_layer, R.conv3d_layer
+_conv1d_transpose, _conv2d_transpose = R.conv1d_transpose_layer, R.conv2d_transpose_layer
+_depthwise, _separable = R.depthwise_conv2d_layer, R.separable_conv2d_layer
 
 
 def _rank(shape: tuple[int | None, ...]) -> BadInput:

@@ -11,6 +11,7 @@ model.
 """
 
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -72,10 +73,12 @@ def layer_config(layer: Any) -> dict[str, Any]:
 
 
 def model_forward(
-    model: Any, x: Any, weights: Sequence[np.ndarray], *, training: bool = False
+    model: Any, x: Any, weights: Sequence[np.ndarray], *, training: bool = False, call: int = 0
 ) -> tuple[Any, list[np.ndarray]]:
     """float64 forward of a dualnet Sequential or functional model, layer by layer from the
-    references, with ``weights`` in the order of ``model.get_weights()``.
+    references, with ``weights`` in the order of ``model.get_weights()``. ``call`` is the index
+    of this training call for layers that draw portable noise (dropout: call ``k`` of a layer
+    uses the ``k``-th mask), passed to the references that take it.
 
     Returns the output and the weights after the call (non-trainable ones updated where a layer
     in training mode updates them; a frozen layer whose class says so runs inference)."""
@@ -94,8 +97,9 @@ def model_forward(
 
     def apply(layer: Any, inputs: Any) -> Any:
         mode = training and (layer.trainable or not layer.frozen_means_inference)
-        out = for_layer(layer)(inputs, named.get(id(layer), {}), **layer_config(layer),
-                               training=mode)  # fmt: skip
+        fn = for_layer(layer)
+        extra = {"call": call} if "call" in inspect.signature(fn).parameters else {}
+        out = fn(inputs, named.get(id(layer), {}), **layer_config(layer), training=mode, **extra)
         if isinstance(out, tuple):
             out, state = out
             named[id(layer)].update({k: np.asarray(v, np.float64) for k, v in state.items()})

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -204,3 +206,34 @@ def separable_conv2d(x, depthwise_kernel, pointwise_kernel, bias=None, *, stride
                    dilation=_tuple(dilation_rate, 2))  # fmt: skip
     y = np.einsum("bhwc,cf->bhwf", h, _f64(pointwise_kernel)[0, 0])
     return _finish(y, bias, activation, data_format)
+
+
+# Layer-convention entry points, ``reference(x, weights, **config)`` (what the catalogue and
+# :func:`dualnet.reference.layers.for_layer` call); the functions above take the kernels and the
+# math arguments explicitly.
+_CONV_KEYS = ("strides", "padding", "data_format", "dilation_rate", "groups", "activation")
+_TRANSPOSE_KEYS = ("strides", "padding", "output_padding", "data_format", "dilation_rate",
+                   "activation")  # fmt: skip
+_DEPTHWISE_KEYS = ("strides", "padding", "depth_multiplier", "data_format", "dilation_rate",
+                   "activation")  # fmt: skip
+
+
+def _layer(fn: Callable[..., Any], kernels: tuple[str, ...], keys: tuple[str, ...]):
+    """``reference(x, weights, **config)`` -> ``fn(x, *kernels, bias, **math arguments)``."""
+
+    def reference(x, w, **config):
+        return fn(x, *(w[k] for k in kernels), w.get("bias"), **{k: config[k] for k in keys})
+
+    reference.__name__ = fn.__name__
+    return reference
+
+
+conv1d_layer = _layer(conv1d, ("kernel",), _CONV_KEYS)
+conv2d_layer = _layer(conv2d, ("kernel",), _CONV_KEYS)
+conv3d_layer = _layer(conv3d, ("kernel",), _CONV_KEYS)
+conv1d_transpose_layer = _layer(conv1d_transpose, ("kernel",), _TRANSPOSE_KEYS)
+conv2d_transpose_layer = _layer(conv2d_transpose, ("kernel",), _TRANSPOSE_KEYS)
+depthwise_conv2d_layer = _layer(depthwise_conv2d, ("kernel",), _DEPTHWISE_KEYS)
+separable_conv2d_layer = _layer(
+    separable_conv2d, ("depthwise_kernel", "pointwise_kernel"), _DEPTHWISE_KEYS
+)
