@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dualnet._backend import use_backend as dn_backend
+from dualnet._ops import to_numpy as dn_to_numpy
 from dualnet.bench import report as rep
-from dualnet.bench import runner, stats, suite
+from dualnet.bench import runner, stats, suite, suite_cnn, suite_layers
 from dualnet.bench.kernels import Kernel, Setup, Unavailable, Unsupported, Workload
 from dualnet.bench.timing import Entrant, Policy, prepare, run_interleaved
 
@@ -272,6 +274,248 @@ def test_native_training_step_mismatch_is_refused(monkeypatch):
         kernel.build(Setup(backend="torch", impl="native"))
 
 
+# ----------------------------------------------------------------------------- layers and CNNs
+
+# Small stand-ins for the suite's networks (same architectures; the tests need seconds). LeNet
+# keeps a 2×2 map before Flatten, so the NHWC/NCHW flatten order still matters.
+SMALL_LENET = replace(suite_cnn.LENET, input=(20, 20, 1), batch=4,
+                      matmuls=((16 * 16, 25, 6), (4 * 4, 150, 16), (1, 64, 10)))  # fmt: skip
+SMALL_BLOCK = replace(suite_cnn.RESNET_BLOCK, input=(8, 8, 4), batch=4,
+                      matmuls=((64, 36, 4), (64, 36, 4), (1, 4, 10)))  # fmt: skip
+
+
+def _small_layer_kernels(pass_):
+    conv, spatial = (2, 6, 6, 3, 4), (2, 6, 6, 4)
+    return [
+        suite_layers._conv_kernel(conv, 3, pass_),
+        suite_layers._conv_kernel(conv, 1, pass_),
+        suite_layers._conv_kernel(conv, 3, pass_, channels_first=True),
+        suite_layers._depthwise_kernel(spatial, pass_),
+        suite_layers._pool_kernel("MaxPooling2D", spatial, pass_),
+        suite_layers._pool_kernel("AveragePooling2D", spatial, pass_),
+        *(suite_layers._norm_kernel(name, spatial, pass_) for name in suite_layers.NORM_NAMES),
+    ]
+
+
+def _execute(kernels, modes=("eager",)):
+    """Through the runner (each measurement costs ~0.5 s of garbage collection: use sparingly)."""
+    config = runner.Config(modes=modes, torch_compile=False, policy=TINY, json_path=None)
+    report = runner.Run(config, {}, {}).execute(runner.plan(kernels, config, [], quick=True))
+    return {(r["id"], r["label"], r["mode"]): r for r in report["results"]}
+
+
+def _build_and_call(kernel, backend, impl="dualnet"):
+    """Build one entrant as the runner does and call it once, eagerly: (workload, result)."""
+    from dualnet.bench import environment
+
+    with runner._scope(backend, "cpu")():
+        work = kernel.build(Setup(backend=backend, impl=impl))
+        call = environment.native(backend).build_call(work.fn, work.args, "eager", work.params,
+                                                      step=work.step)  # fmt: skip
+        return work, call()
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_layer_kernels_run_and_differentiate_the_weights_and_the_input(backend):
+    """Every layer row (conv, pool, norm) runs forward and forward+backward; forward+backward is
+    the work of a layer inside a network: the gradients of the trainable weights and of the
+    input (which the harness differentiates as a parameter)."""
+    for kernel in _small_layer_kernels("forward"):
+        work, out = _build_and_call(kernel, backend)
+        assert work.params is None and not work.step
+        expected = work.fn.layer.compute_output_shape(tuple(work.args[0].shape))
+        assert tuple(out.shape) == tuple(expected), kernel.id
+    for kernel in _small_layer_kernels("forward+backward"):
+        work, grads = _build_and_call(kernel, backend)
+        assert work.params[-1] is work.args[0], kernel.id
+        weights = {"Conv2D": 2, "DepthwiseConv2D": 2, "BatchNormalization": 2,
+                   "LayerNormalization": 2}.get(kernel.name.split("-")[0], 0)  # fmt: skip
+        assert len(grads) == weights + 1, kernel.id
+        assert all(g is not None for g in grads), kernel.id
+        assert tuple(grads[-1].shape) == tuple(work.args[0].shape), kernel.id
+
+
+def test_layer_kernels_through_the_runner_and_compiled():
+    """A layer group end to end: GFLOP/s, the table, forward+backward under tf.function/XLA."""
+    kernels = [k for k in _small_layer_kernels("forward+backward") if k.name == "Conv2D-3x3"]
+    rows = _execute(kernels, modes=("eager", "compiled"))
+    assert {m for _, _, m in rows} == {"eager", "compile", "function", "xla"}
+    for (kid, label, mode), r in rows.items():
+        if mode == "compile":
+            assert r["status"] == "skipped"  # torch.compile not requested
+        else:
+            assert r["status"] == "ok", (kid, label, mode, r["error"])
+            assert r["gflops"] > 0
+    assert "Conv2D-3x3" in rep.tables(list(rows.values()))["conv"]
+
+
+def test_layer_work_counts_follow_the_built_layers():
+    """FLOPs = 2 × multiply-adds of the layer as built; bytes = input read + output written
+    (forward), plus output gradient read and input gradient written (pooling) or output
+    gradient and input read and input gradient written (normalization)."""
+    with dn_backend("torch"):
+        for fwd, both in zip(_small_layer_kernels("forward"),
+                             _small_layer_kernels("forward+backward"), strict=True):  # fmt: skip
+            work = fwd.build(Setup(backend="torch"))
+            x = work.args[0]
+            n_in, n_out = x.numel(), work.fn(x).numel()
+            if fwd.group == "conv":
+                kh, kw, cin, _ = work.fn.layer.weight_shapes()[0]
+                # A depthwise kernel (kh, kw, C, multiplier) reads one input channel per output.
+                per_output = kh * kw * (1 if fwd.name.startswith("Depthwise") else cin)
+                assert fwd.flops == 2 * n_out * per_output, fwd.id
+                assert both.flops == 3 * fwd.flops and fwd.elements_moved is None
+            elif fwd.group == "pool":
+                assert (fwd.elements_moved, both.elements_moved) == (
+                    n_in + n_out, 2 * (n_in + n_out)), fwd.id  # fmt: skip
+            else:
+                assert (fwd.elements_moved, both.elements_moved) == (2 * n_in, 5 * n_in), fwd.id
+                assert fwd.flops is None
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_batch_normalization_rows_run_in_their_mode(backend):
+    """The training row normalizes with the batch statistics (and updates the moving ones);
+    the inference row uses the moving statistics."""
+    spatial = (2, 6, 6, 4)
+    infer = suite_layers._norm_kernel("BatchNormalization-inference", spatial, "forward")
+    train = suite_layers._norm_kernel("BatchNormalization-training", spatial, "forward")
+    with runner._scope(backend, "cpu")():
+        for kernel, training in ((infer, False), (train, True)):
+            work = kernel.build(Setup(backend=backend))
+            layer = work.fn.layer
+            before = layer.get_weights()
+            y = np.asarray(dn_to_numpy(work.fn(work.args[0])), dtype=np.float64)
+            x = np.asarray(dn_to_numpy(work.args[0]), dtype=np.float64)
+            if training:
+                mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+                assert not np.allclose(layer.get_weights()[2], before[2])  # moving mean moved
+            else:
+                mean, var = before[2], before[3]
+            np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-3), atol=1e-4)
+
+
+def test_cnn_flop_counts_match_the_models():
+    """Each network's declared matmuls are its Conv2D and Dense layers as dualnet builds them."""
+    with dn_backend("torch"):
+        for spec in (*suite_cnn.NETWORKS, SMALL_LENET, SMALL_BLOCK):
+            model = suite_cnn.dualnet_model(spec, "float32")
+            found = []
+            for layer in model.layers:
+                if type(layer).__name__ == "Conv2D":
+                    kh, kw, cin, cout = layer.weight_shapes()[0]
+                    _, ho, wo, _ = layer.output_shape
+                    found.append((ho * wo, kh * kw * cin, cout))
+                elif type(layer).__name__ == "Dense":
+                    fin, fout = layer.weight_shapes()[0]
+                    found.append((1, fin, fout))
+            assert tuple(found) == spec.matmuls, spec.name
+            forward = sum(2 * spec.batch * m * k * n for m, k, n in found)
+            first = 2 * spec.batch * found[0][0] * found[0][1] * found[0][2]
+            assert spec.flops("forward") == forward
+            assert spec.flops("forward+backward") == spec.flops("train") == 3 * forward - first
+
+
+def _cnn_kernels(spec, compare):
+    return [suite_cnn._model_kernel(spec, "forward", compare),
+            suite_cnn._model_kernel(spec, "forward+backward", compare),
+            suite_cnn._train_kernel(spec, compare)]  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_cnn_rows_run_and_the_native_twins_are_checked(monkeypatch, backend):
+    """LeNet and the residual block, forward, forward+backward and a training step, through
+    dualnet and through the hand-written NCHW torch / keras.layers networks; each twin is checked
+    against dualnet before timing: the output (for the step: the training-mode output, the loss
+    and every trainable weight after one step, not the moving statistics)."""
+    checks = []
+    real = suite._check_same
+
+    def counting(ours, theirs, setup, what="output"):
+        checks.append(what)
+        return real(ours, theirs, setup, what)
+
+    monkeypatch.setattr(suite, "_check_same", counting)
+    for spec in (SMALL_LENET, SMALL_BLOCK):
+        for kernel in _cnn_kernels(spec, "backends"):
+            work, _ = _build_and_call(kernel, backend)
+            assert work.step == (kernel.pass_ == "train")
+        for kernel in _cnn_kernels(spec, "overhead"):
+            _build_and_call(kernel, backend)
+            work, _ = _build_and_call(kernel, backend, impl="native")
+            if backend == "torch":  # the idiomatic torch network takes NCHW
+                assert tuple(work.args[0].shape) == (spec.batch, spec.input[2], *spec.input[:2])
+    assert checks.count("output") == 4 and checks.count("training output") == 2
+    assert checks.count("loss") == 2
+    # Trainable weights: LeNet 6; the block 2 kernels + 2 × (gamma, beta) + the Dense's 2.
+    after = [what for what in checks if what.endswith("after one step")]
+    assert len(after) == 6 + 8
+    # The moving statistics are not compared (torch updates them with the unbiased variance).
+    assert not any("moving" in what for what in after)
+
+
+def test_cnn_rows_through_the_runner():
+    """The residual block's training step against the hand-written ones (a dn/native ratio) and
+    its compiled rows (unsupported); forward+backward in training mode under tf.function."""
+    from dualnet.bench import environment
+
+    train = [suite_cnn._train_kernel(SMALL_BLOCK, c) for c in ("backends", "overhead")]
+    rows = _execute(train[1:])
+    rows.update(_execute(train[:1], modes=("compiled",)))
+    for (kid, label, mode), r in rows.items():
+        if mode == "compile":
+            assert r["status"] == "skipped"
+        elif mode != "eager":
+            assert r["status"] == "unsupported" and "runs eagerly only" in r["error"]
+        else:
+            assert r["status"] == "ok", (kid, label, mode, r["error"])
+    ratio = rows[("overhead/resnet_block[4x8x8x4]/train", "dualnet[tensorflow]", "eager")]["ratio"]
+    assert ratio["name"] == "dualnet/native"
+    kernel = suite_cnn._model_kernel(SMALL_BLOCK, "forward+backward", "backends")
+    with runner._scope("tensorflow", "cpu")():
+        work = kernel.build(Setup(backend="tensorflow", mode="function"))
+        grads = environment.native("tensorflow").build_call(work.fn, work.args, "function",
+                                                            work.params)()  # fmt: skip
+    assert len(grads) == 8 and all(g is not None for g in grads)  # 2 kernels, 2×2 BN, Dense 2
+
+
+def test_cnn_twin_with_the_wrong_flatten_order_is_refused(monkeypatch):
+    """nn.Flatten after NCHW walks (c, h, w); the Dense rows must be permuted from dualnet's
+    channels-last (h, w, c) order. Without the permutation the row is refused."""
+    kernel = suite_cnn._model_kernel(SMALL_LENET, "forward", "overhead")
+    with dn_backend("torch"):
+        kernel.build(Setup(backend="torch", impl="native"))  # the real conversion passes
+        monkeypatch.setattr(suite_cnn, "_flatten_dense_to_torch", lambda k, hwc: k.T)
+        with pytest.raises(AssertionError, match="disagrees with dualnet's"):
+            kernel.build(Setup(backend="torch", impl="native"))
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+@pytest.mark.parametrize("pass_", ["forward", "forward+backward", "train"])
+def test_cnn_twin_with_torch_batchnorm_epsilon_is_refused(monkeypatch, backend, pass_):
+    """torch's BatchNorm2d default eps (1e-5) instead of Keras's 1e-3 changes the outputs in
+    inference and in training mode: every residual-block row refuses such a twin."""
+    monkeypatch.setattr(suite_cnn, "BN_EPSILON", 1e-5)
+    kernel = next(k for k in _cnn_kernels(SMALL_BLOCK, "overhead") if k.pass_ == pass_)
+    with runner._scope(backend, "cpu")(), pytest.raises(AssertionError, match="disagrees"):
+        kernel.build(Setup(backend=backend, impl="native"))
+
+
+def test_quick_adds_few_layer_and_cnn_kernels():
+    """--quick stays short: a few small new kernels, eager-only where they are element-wise."""
+    quick = suite.kernels(quick=True)
+    new = [k for k in quick if k.group in ("conv", "pool", "norm")
+           or k.name in ("lenet", "resnet_block")]  # fmt: skip
+    assert len(new) <= 5
+    assert all(k.shape[0] <= 64 for k in new)
+    for k in new:
+        if k.group in ("pool", "norm"):
+            assert k.modes == ("eager",)
+    full = {k.id for k in suite.kernels()}
+    assert "conv/Conv2D-3x3-channels_first[32x32x32x64x64]/forward+backward" in full
+    assert "overhead/resnet_block[32x32x32x16]/train" in full
+
+
 def test_harness_agrees_with_torch_utils_benchmark():
     """A sanity check, not a speed assertion: both timers see the same kernel within 3x."""
     check = runner.timer_agreement(threads=1, policy=TINY, min_run_time=0.05)
@@ -366,3 +610,8 @@ def test_cli_list_and_bench_subcommand(capsys):
     assert main(["bench", "--quick", "--list", "-k", "relu6"]) == 0
     out = capsys.readouterr().out.split()
     assert out == ["activation/relu6[4x256]/forward", "activation/relu6[2048x4096]/forward"]
+    assert main(["bench", "--list", "-k", "pool/ and backward"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "pool/MaxPooling2D-2x2[32x32x32x64]/forward+backward",
+        "pool/AveragePooling2D-2x2[32x32x32x64]/forward+backward",
+    ]

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from dualnet.bench.kernels import GROUPS
 from dualnet.bench.timing import Policy
 
 QUICK_POLICY = Policy(rel_ci=0.05, min_samples=6, budget_s=0.2, block_s=2e-3, warmup=2,
@@ -34,7 +35,7 @@ def build_parser(prog: str = "dualnet bench") -> argparse.ArgumentParser:
     parser.add_argument("-k", help="select kernels like pytest -k on ids such as "
                                    "'activation/relu[4x256]/forward'")  # fmt: skip
     parser.add_argument("--group", action="append",
-                        choices=("activation", "dense", "loss", "model", "overhead"),
+                        choices=GROUPS,
                         help="only this group (repeatable)")  # fmt: skip
     parser.add_argument("--device", default="all", choices=("cpu", "cuda", "all"),
                         help="cpu, cuda, or all available (default)")  # fmt: skip

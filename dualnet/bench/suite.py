@@ -16,6 +16,11 @@ Groups:
   Keras with the same weights, timed side by side; the training step against a hand-written
   step (torch: ``loss.backward()`` + ``torch.optim.SGD``; Keras: ``GradientTape`` +
   ``keras.optimizers.SGD``), checked to give the same loss and the same updated weights.
+* ``conv``, ``pool``, ``norm`` (:mod:`dualnet.bench.suite_layers`): Conv2D (3×3, 1×1, and 3×3
+  channels_first), DepthwiseConv2D, Max/AveragePooling2D, BatchNormalization (inference and
+  training mode) and LayerNormalization on image batches, forward and forward+backward.
+* ``model`` and ``overhead`` also hold two convolutional networks, a LeNet and a ResNet basic
+  block (:mod:`dualnet.bench.suite_cnn`), with idiomatic NCHW torch and ``keras.layers`` twins.
 
 The training step runs eagerly only: dualnet's ``train_step`` reads the loss and the finiteness
 flag on the host every step and counts steps in Python, so ``tf.function`` cannot trace it and
@@ -303,7 +308,10 @@ def _check_same(ours: Any, theirs: Any, setup: Setup, what: str = "output") -> N
 # keras.optimizers.SGD: w <- w - lr * g.
 LEARNING_RATE = 0.01
 # Per network: the loss (dualnet name), and what the targets are.
-TRAIN_LOSS = {"tutorial": "mse", "mlp": "categorical_crossentropy_logits"}
+# (The convolutional networks of :mod:`dualnet.bench.suite_cnn` classify too.)
+TRAIN_LOSS = {"tutorial": "mse", "mlp": "categorical_crossentropy_logits",
+              "lenet": "categorical_crossentropy_logits",
+              "resnet_block": "categorical_crossentropy_logits"}  # fmt: skip
 COMPILED_TRAIN_STEP = (
     "dualnet's train_step runs eagerly only: it reads the loss and the finiteness flag on the "
     "host every step and counts steps in Python (tf.function cannot trace it; torch.compile "
@@ -429,9 +437,13 @@ def _train_kernel(name: str, spec: dict[str, Any], compare: str) -> Kernel:
 
 
 def kernels(quick: bool = False) -> list[Kernel]:
-    """Every kernel of the suite. ``quick=True``: fewer, smaller shapes, and the activations
-    and losses in eager mode only (tracing and XLA-compiling ~60 small kernels would take most
-    of the minute ``--quick`` has); Dense and the models keep both modes."""
+    """Every kernel of the suite, in group order. ``quick=True``: fewer, smaller shapes, and the
+    activations and losses in eager mode only (tracing and XLA-compiling ~60 small kernels would
+    take most of the minute ``--quick`` has); Dense and the models keep both modes, and the
+    layer and CNN groups contribute a few small kernels (see their modules)."""
+    # Imported here: both modules build on this one's helpers.
+    from dualnet.bench import suite_cnn, suite_layers
+
     out: list[Kernel] = []
     small_modes = ("eager",) if quick else ("eager", "compiled")
     for name in activation_names():
@@ -439,11 +451,15 @@ def kernels(quick: bool = False) -> list[Kernel]:
             out.append(_activation_kernel(name, shape, small_modes))
     for b, i, o in QUICK_DENSE_SHAPES if quick else DENSE_SHAPES:
         out.append(_dense_kernel(b, i, o))
+    out += suite_layers.kernels(quick)
     for shape in QUICK_LOSS_SHAPES if quick else LOSS_SHAPES:
         out += [_loss_kernel(n, c, kw, kind, shape, small_modes) for n, c, kw, kind in LOSSES]
+    cnn = suite_cnn.kernels(quick)
     for compare in ("backends", "overhead"):
         for name, spec in (("tutorial", TUTORIAL), ("mlp", MLP)):
             for pass_ in ("forward", "forward+backward"):
                 out.append(_model_kernel(name, spec, pass_, compare))
             out.append(_train_kernel(name, spec, compare))
+        group = "model" if compare == "backends" else "overhead"
+        out += [k for k in cnn if k.group == group]
     return out
