@@ -257,7 +257,7 @@ register(
                 "0 with gradient 1e12*g (no NaN)",
         errors=(
             BadInput(kwargs={"axis": [0]}, input_shape=(4, 5), error=ValueError,
-                     match=r"axis=0.*batch axis excluded"),
+                     match=r"axis=0.*the batch axis 0 excluded"),
             BadInput(input_shape=(5,), error=ValueError, match=r"rank >= 2"),
         ),
     ),
