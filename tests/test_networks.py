@@ -1,0 +1,109 @@
+"""The catalogue's convolutional networks as a user meets them: summary text and parameter
+counts equal to the same network built with Keras's own layers (on both backends), the native
+framework model runs it, and ``to_backend``/``from_config`` keep the weights, the moving
+statistics and the dropout masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dualnet as dn
+from dualnet._backend import backend_module
+from dualnet.parity.catalogue.training_networks import dropout_cnn, lenet, residual
+
+NETWORKS = {"lenet": lenet, "residual": residual, "dropout_cnn": dropout_cnn}
+SHAPES = {"lenet": (28, 28, 1), "residual": (8, 8, 4), "dropout_cnn": (10, 10, 2)}
+
+
+def _keras():
+    backend_module("tensorflow")  # imports torch first, then TensorFlow (the order that works)
+    import keras
+
+    return keras
+
+
+def _keras_twin(name: str):
+    """The same network written with keras.layers (Keras's own names and defaults)."""
+    keras = _keras()
+    L = keras.layers
+    if name == "lenet":
+        return keras.Sequential([
+            keras.Input((28, 28, 1)), L.Conv2D(4, 5, activation="relu", name="conv1"),
+            L.MaxPooling2D(2, name="pool1"), L.Conv2D(6, 5, activation="relu", name="conv2"),
+            L.MaxPooling2D(2, name="pool2"), L.Flatten(name="flatten"), L.Dense(10, name="logits"),
+        ], name="lenet")  # fmt: skip
+    if name == "dropout_cnn":
+        return keras.Sequential([
+            keras.Input((10, 10, 2)),
+            L.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv"),
+            L.Dropout(0.3, seed=11, name="dropout"), L.Flatten(name="flatten"),
+            L.Dense(3, name="logits"),
+        ], name="dropout_cnn")  # fmt: skip
+    inputs = keras.Input((8, 8, 4), name="image")
+    h = L.Conv2D(4, 3, padding="same", use_bias=False, name="conv1")(inputs)
+    h = L.ReLU(name="relu1")(L.BatchNormalization(name="bn1")(h))
+    h = L.BatchNormalization(name="bn2")(
+        L.Conv2D(4, 3, padding="same", use_bias=False, name="conv2")(h)
+    )
+    h = L.ReLU(name="relu2")(L.Add(name="add")([inputs, h]))
+    out = L.Dense(3, name="logits")(L.GlobalAveragePooling2D(name="pool")(h))
+    return keras.Model(inputs, out, name="residual")
+
+
+def _summary(model) -> str:
+    out = []
+    model.summary(print_fn=out.append)
+    return out[0]
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_summary_equals_keras(name, backend):
+    model = NETWORKS[name]("float32")
+    twin = _keras_twin(name)
+    captured = []
+    twin.summary(print_fn=lambda text, line_break=False: captured.append(text))
+    assert _summary(model) == captured[0]
+    # Keras prefixes a Sequential's paths with the model name, a functional model's not.
+    assert [w.path.split("/")[-2:] for w in model.weights] == [
+        w.path.split("/")[-2:] for w in twin.weights
+    ]
+    assert len(model.trainable_weights) == len(twin.trainable_weights)
+    assert len(model.non_trainable_weights) == len(twin.non_trainable_weights)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_keras_twin_computes_the_same_with_the_same_weights(name, backend):
+    """Keras's own layers given dualnet's canonical weights give dualnet's outputs: the
+    canonical layout is Keras's, and dualnet's conventions are Keras's."""
+    model = NETWORKS[name]("float32")
+    twin = _keras_twin(name)
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(0.0, 0.3, w.shape).astype("float32") for w in model.weights]
+    weights = [np.abs(w) + 0.5 if "variance" in info.path else w
+               for w, info in zip(weights, model.weights, strict=True)]  # fmt: skip
+    model.set_weights(weights)
+    twin.set_weights(weights)
+    x = rng.normal(size=(3, *SHAPES[name])).astype("float32")
+    np.testing.assert_allclose(dn.to_numpy(model(x)), np.asarray(twin(x)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_native_model_runs_and_clone_keeps_state(name, backend):
+    model = NETWORKS[name]("float32")
+    x = np.random.default_rng(1).normal(size=(4, *SHAPES[name])).astype("float32")
+    model.compile(optimizer="adam", loss=dn.losses.CategoricalCrossentropy(from_logits=True))
+    labels = np.eye(dn.to_numpy(model(x)).shape[-1], dtype="float32")[[0, 1, 2, 0]]
+    model.train_step(x, labels)  # moves BatchNormalization's moving statistics
+    native = model.native
+    xt = backend_module(backend).core.convert_to_tensor(x)
+    direct = native(xt) if backend == "tensorflow" else native(xt, training=False)
+    np.testing.assert_allclose(dn.to_numpy(direct), dn.to_numpy(model(x)), rtol=1e-6, atol=1e-6)
+    other = "tensorflow" if backend == "torch" else "torch"
+    clone = model.to_backend(other)
+    for a, b in zip(model.get_weights(), clone.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(dn.to_numpy(clone(x)), dn.to_numpy(model(x)), rtol=1e-5,
+                               atol=1e-5)  # fmt: skip
+    rebuilt = type(model).from_config(model.get_config())
+    assert _summary(rebuilt) == _summary(model)
