@@ -30,6 +30,7 @@ def _parity(args: argparse.Namespace) -> int:
                    disable_numparse=True))  # fmt: skip
     if not args.k and not args.family:
         _print_divergences()
+        _print_conventions()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts().items()))
     print(f"\n{len(report.checks)} checks in {report.seconds:.1f}s: {counts}")
     for check in report.failures:
@@ -53,6 +54,22 @@ def _print_divergences() -> None:
     print("\nNative ops that depart from the math (measured now), and what dualnet does:")
     print(tabulate(rows, headers=("id", "native API", "dtype", "native error", "dualnet does"),
                    maxcolwidths=[None, 28, None, None, 48], disable_numparse=True))  # fmt: skip
+
+
+def _print_conventions() -> None:
+    """The torch/Keras layer conventions, torch's default measured against dualnet's rule."""
+    from tabulate import tabulate
+
+    from dualnet.parity.conventions import measure
+
+    rows = [
+        [c.id, c.keras, c.torch, f"{e:.2g}" if isinstance(e, float) else e, c.dualnet]
+        for c, e in measure()
+    ]
+    print("\nLayer conventions where torch and Keras split (torch's default vs dualnet's rule, "
+          "measured now):")  # fmt: skip
+    print(tabulate(rows, headers=("id", "Keras", "torch", "torch off by", "dualnet does"),
+                   maxcolwidths=[None, 30, 30, None, 36], disable_numparse=True))  # fmt: skip
 
 
 _FIGURES = ("activations", "training", "gradients")

@@ -175,6 +175,65 @@ def _probe_tf_matmul_inf_minus_inf() -> float:
     return 0.0 if math.isnan(got) else math.inf
 
 
+def _probe_tf_resize_bilinear_float64() -> float:
+    import numpy as np
+
+    from dualnet.reference.layers import reshaping
+
+    tf = _tf()
+    x = np.random.default_rng(0).normal(size=(1, 3, 3, 1))
+    got = tf.image.resize(tf.constant(x, tf.float64), (9, 9), method="bilinear")  # float32 out
+    exact = reshaping.up_sampling2d(x, size=(3, 3), interpolation="bilinear")
+    return float(np.max(np.abs(np.asarray(got, np.float64) - exact)))
+
+
+def _probe_keras_layernorm_mixed_axes() -> float:
+    import keras
+    import numpy as np
+
+    from dualnet.reference.layers import normalization
+
+    _tf()
+    rng = np.random.default_rng(0)
+    x, gamma = rng.normal(size=(2, 3, 4)), rng.normal(size=(3, 4))
+    layer = keras.layers.LayerNormalization(axis=[-1, 1], dtype="float64")
+    layer.build(x.shape)
+    layer.gamma.assign(gamma.T)  # Keras makes gamma (C, H) for axes [-1, 1]
+    exact = normalization.layer_normalization(x, {"gamma": gamma, "beta": np.zeros((3, 4))},
+                                              axis=[1, 2])  # fmt: skip
+    return float(np.max(np.abs(np.asarray(layer(x)) - exact)))
+
+
+def _probe_keras_unitnorm_float16() -> float:
+    import keras
+    import numpy as np
+
+    _tf()
+    got = keras.layers.UnitNormalization(dtype="float16")(np.array([[300.0, 0.0]], np.float16))
+    return float(np.max(np.abs(np.asarray(got, np.float64) - np.array([[1.0, 0.0]]))))
+
+
+def _probe_tf_avg_pool_float16() -> float:
+    import numpy as np
+
+    tf = _tf()
+    x = np.random.default_rng(0).normal(size=(1, 9, 9, 4)).astype(np.float16)
+    got = tf.nn.avg_pool2d(tf.constant(x), 3, 3, "VALID").numpy().astype(np.float64)
+    rounded = x.astype(np.float64).reshape(1, 3, 3, 3, 3, 4).mean(axis=(2, 4))
+    rounded = rounded.astype(np.float16)  # the exact mean, rounded once
+    ulp = np.spacing(np.abs(rounded)).astype(np.float64)
+    return float(np.max(np.abs(got - rounded.astype(np.float64)) / ulp))  # in ulps
+
+
+def _probe_keras_relu_float64_max_value() -> float:
+    import keras
+    import numpy as np
+
+    _tf()
+    got = keras.layers.ReLU(max_value=1.1, dtype="float64")(np.array([2.0]))
+    return abs(float(np.asarray(got)[0]) - 1.1)
+
+
 KNOWN: tuple[Divergence, ...] = (
     Divergence(
         id="tf-leaky_relu-float64-slope", framework="tensorflow",
@@ -279,6 +338,42 @@ KNOWN: tuple[Divergence, ...] = (
         dualnet="documented, not worked around: an overflowing network stops with "
         "NonFiniteError on torch and may keep going on TensorFlow",
         probe=_probe_tf_matmul_inf_minus_inf, threshold=0.0, machine_dependent=True,
+    ),
+    Divergence(
+        id="tf-resize-bilinear-float64", framework="tensorflow",
+        api="tf.image.resize(method='bilinear')", dtype="float64",
+        symptom="returns float32 for float64 input (2e-7 from the float64 interpolation)",
+        dualnet="UpSampling2D's bilinear float64 path interpolates with float64 ops",
+        probe=_probe_tf_resize_bilinear_float64, threshold=1e-12,
+    ),
+    Divergence(
+        id="keras-layernorm-mixed-sign-axes", framework="tensorflow",
+        api="keras.layers.LayerNormalization(axis=[-1, 1])", dtype="all",
+        symptom="gamma is made (C, H) and broadcast in the wrong order (2.7 off with a random "
+        "gamma)",
+        dualnet="LayerNormalization hands Keras resolved, sorted axes",
+        probe=_probe_keras_layernorm_mixed_axes, threshold=1e-3,
+    ),
+    Divergence(
+        id="keras-unitnorm-float16-overflow", framework="tensorflow",
+        api="keras.layers.UnitNormalization", dtype="float16",
+        symptom="the squared norm overflows: [300, 0] normalises to [0, 0]",
+        dualnet="half precision computed in float32 and rounded once",
+        probe=_probe_keras_unitnorm_float16, threshold=0.5,
+    ),
+    Divergence(
+        id="tf-avg-pool-float16", framework="tensorflow", api="tf.nn.avg_pool2d (CPU)",
+        dtype="float16",
+        symptom="sums in float16: ulps away from the mean rounded once (3 ulps on 3x3 windows)",
+        dualnet="average pooling in half precision computed in float32 and rounded once",
+        probe=_probe_tf_avg_pool_float16, threshold=0.5, machine_dependent=True,
+    ),
+    Divergence(
+        id="keras-relu-float64-max-value", framework="tensorflow",
+        api="keras.layers.ReLU(max_value=...)", dtype="float64",
+        symptom="max_value (and a lone slope) rounded to float32: 1.1 becomes 1.1000000238",
+        dualnet="ReLU/LeakyReLU/PReLU written with tf.where, constants in x's dtype",
+        probe=_probe_keras_relu_float64_max_value, threshold=1e-12,
     ),
 )  # fmt: skip
 

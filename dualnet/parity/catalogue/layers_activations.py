@@ -54,7 +54,7 @@ def _re_lu(x, w, **config):
 
 register(
     LayerCase(
-        name="re_lu-default", layer=L.ReLU, input_shape=(3, 5),
+        name="relu-default", layer=L.ReLU, input_shape=(3, 5),
         inputs=_with_points((3, 5), (0.0, -0.0)), reference=_re_lu, fd_mask=_away_from(0.0),
         half_bound=rounding_bound(0),  # max(x, 0) is exact
         exposes="derivative 0 at x = 0 on both backends (the left side)",
@@ -66,7 +66,7 @@ register(
         ),
     ),
     LayerCase(
-        name="re_lu-max-value", layer=L.ReLU, kwargs={"max_value": 1.25}, input_shape=(3, 5),
+        name="relu-max-value", layer=L.ReLU, kwargs={"max_value": 1.25}, input_shape=(3, 5),
         inputs=_with_points((3, 5), (0.0, 1.25, 1.25), scale=1.5), reference=_re_lu,
         fd_mask=_away_from(0.0, 1.25),
         half_bound=rounding_bound(0),  # a clamp to a value exact in every dtype: exact
@@ -74,7 +74,7 @@ register(
                 "needs nn.Hardtanh or ReLU6)",
     ),
     LayerCase(
-        name="re_lu-slope-threshold-max", layer=L.ReLU,
+        name="relu-slope-threshold-max", layer=L.ReLU,
         kwargs={"max_value": 2.0, "negative_slope": 0.3, "threshold": 0.5}, input_shape=(3, 5),
         inputs=_with_points((3, 5), (0.5, 2.0, 0.0, 0.5), scale=1.5), reference=_re_lu,
         fd_mask=_away_from(0.5, 2.0),
@@ -84,7 +84,7 @@ register(
                 "says x at θ), then x; no torch module has these three options",
     ),
     LayerCase(
-        name="leaky_re_lu-default", layer=L.LeakyReLU, input_shape=(3, 5),
+        name="leaky-relu-default", layer=L.LeakyReLU, input_shape=(3, 5),
         inputs=_with_points((3, 5), (0.0,)), reference=R.leaky_re_lu, fd_mask=_away_from(0.0),
         half_bound=float32_math_bound(2, 2),  # float32 slope and product, one half rounding
         exposes="default slope: Keras's layer 0.3, torch's nn.LeakyReLU 0.01, "
@@ -95,7 +95,7 @@ register(
         ),
     ),
     LayerCase(
-        name="p_re_lu-per-element", layer=L.PReLU, input_shape=(2, 3, 4),
+        name="prelu-per-element", layer=L.PReLU, input_shape=(2, 3, 4),
         inputs=_with_points((2, 3, 4), (0.0,)), reference=R.p_re_lu, fd_mask=_away_from(0.0),
         # A product of two halves is exact in float32: one rounding to half, one reference.
         half_bound=float32_math_bound(2, 0),
@@ -111,7 +111,7 @@ register(
         ),
     ),
     LayerCase(
-        name="p_re_lu-shared-spatial", layer=L.PReLU, kwargs={"shared_axes": [1, 2]},
+        name="prelu-shared-spatial", layer=L.PReLU, kwargs={"shared_axes": [1, 2]},
         input_shape=(2, 2, 3, 4), reference=R.p_re_lu, fd_mask=_away_from(0.0),
         half_bound=float32_math_bound(2, 0),
         exposes="one alpha per channel of a channels-last image via shared_axes=[1, 2] "

@@ -107,7 +107,7 @@ register(
                 "never NaN",
     ),
     LayerCase(
-        name="spatial_dropout1d", layer=L.SpatialDropout1D, kwargs={"rate": 0.5, "seed": 2},
+        name="spatial-dropout1d", layer=L.SpatialDropout1D, kwargs={"rate": 0.5, "seed": 2},
         input_shape=(3, 4, 5), reference=R.spatial_dropout1d, training=True,
         half_bound=float32_math_bound(2, 2),
         exposes="whole channels of (batch, steps, channels) dropped (torch's nn.Dropout1d "
@@ -118,7 +118,7 @@ register(
         ),
     ),
     LayerCase(
-        name="spatial_dropout2d-channels-last", layer=L.SpatialDropout2D,
+        name="spatial-dropout2d-channels-last", layer=L.SpatialDropout2D,
         kwargs={"rate": 0.5, "seed": 4}, input_shape=(2, 3, 3, 4),
         reference=R.spatial_dropout2d, training=True, half_bound=float32_math_bound(2, 2),
         exposes="whole feature maps dropped, channels last by default (torch's nn.Dropout2d: "
@@ -129,13 +129,13 @@ register(
         ),
     ),
     LayerCase(
-        name="spatial_dropout2d-channels-first", layer=L.SpatialDropout2D,
+        name="spatial-dropout2d-channels-first", layer=L.SpatialDropout2D,
         kwargs={"rate": 0.3, "data_format": "channels_first", "seed": 6}, input_shape=(2, 4, 3, 3),
         reference=R.spatial_dropout2d, training=True, half_bound=float32_math_bound(2, 2),
         exposes="channels_first: torch's layout, the mask (batch, C, 1, 1)",
     ),
     LayerCase(
-        name="gaussian_noise-training", layer=L.GaussianNoise, kwargs={"stddev": 0.3, "seed": 8},
+        name="gaussian-noise-training", layer=L.GaussianNoise, kwargs={"stddev": 0.3, "seed": 8},
         input_shape=SHAPE, reference=R.gaussian_noise, training=True,
         half_bound=_gaussian_noise_bound(8, 0.3),
         exposes="Keras-only layer; the noise is dualnet's, identical on both backends",
@@ -145,12 +145,12 @@ register(
         ),
     ),
     LayerCase(
-        name="gaussian_noise-inference", layer=L.GaussianNoise, kwargs={"stddev": 0.3, "seed": 8},
+        name="gaussian-noise-inference", layer=L.GaussianNoise, kwargs={"stddev": 0.3, "seed": 8},
         input_shape=SHAPE, reference=R.gaussian_noise, half_bound=rounding_bound(0),
         exposes="the identity in inference mode",
     ),
     LayerCase(
-        name="gaussian_dropout-training", layer=L.GaussianDropout,
+        name="gaussian-dropout-training", layer=L.GaussianDropout,
         kwargs={"rate": 0.3, "seed": 9}, input_shape=SHAPE, reference=R.gaussian_dropout,
         training=True, half_bound=float32_math_bound(2, 2),  # factor and product in float32
         exposes="Keras-only layer: x·(1 + σ·n), σ = √(rate/(1-rate)), the noise dualnet's",
