@@ -289,14 +289,16 @@ def is_castable(array: np.ndarray) -> bool:
 
 def builder_location(cls: type) -> tuple[str, str]:
     """``(group module, builder name)`` of the backend builder that realises layer class ``cls``:
-    the neutral module the class (or its nearest dualnet ancestor) is defined in, and Keras's
+    the neutral group the class (or its nearest dualnet ancestor) is defined in, and Keras's
     snake_case of that class's name (``Conv2D`` in ``dualnet.layers.convolutional`` ->
     ``("convolutional", "conv2d")``)."""
     for klass in cls.__mro__:
         module = klass.__module__
         if module.startswith("dualnet.layers.") and module != __name__:
             builder = klass.__dict__.get("_builder") or snake_case(klass.__name__)
-            return module.rsplit(".", 1)[1], builder
+            # A large group is a package (dualnet/layers/convolutional/conv.py): the group is
+            # the component after dualnet.layers, as the backends' file names are.
+            return module.split(".")[2], builder
     raise TypeError(
         f"{cls.__name__} derives from no dualnet layer class with a backend builder; subclass "
         "one of dn.layers (Dense, Conv2D, ...) or write builders for both backends."
