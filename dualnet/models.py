@@ -532,6 +532,8 @@ class Model:
                 clone._build_like(self)
         if self.built:
             clone.set_weights(self.get_weights())
+        for mine, theirs in zip(self.layers, clone.layers, strict=True):
+            theirs.set_runtime_state(mine.get_runtime_state())  # e.g. the next dropout mask
         return clone
 
     def _after_clone(self, clone: Model) -> None:

@@ -517,7 +517,10 @@ def evaluate(model: Any, x: Any = None, y: Any = None, *, batch_size: int | None
 def value_and_gradients(model: Any, x: Any, y: Any, loss: Any) -> tuple[float, list[np.ndarray]]:
     """The loss of ``model`` on ``(x, y)`` and its gradient for every trainable weight, as
     float64-free numpy arrays in canonical layout (in the order of ``model.trainable_weights``).
-    Nothing is updated."""
+
+    The forward pass runs in training mode, as a training step's does (batch statistics, the
+    next dropout masks); nothing is updated: the moving statistics and the layers' runtime state
+    (dropout call counts) are put back afterwards."""
     loss_fn = resolve_loss(loss)
     if loss_fn is None:
         raise bad_value("loss", None, "a loss")
@@ -526,11 +529,18 @@ def value_and_gradients(model: Any, x: Any, y: Any, loss: Any) -> tuple[float, l
     xn, _ = _native_inputs(model, x, "value_and_gradients")
     yn = backend_module(model._backend).core.convert_to_tensor(_labels(y))
     c = Compiled(optimizer=None, loss=loss_fn, metric_specs=[])  # type: ignore[arg-type]
-    with use_backend(model._backend):
-        value, _, grads = B.value_and_grads(_forward_loss(model, c, xn, yn),
-                                            B.trainable_params(model))  # fmt: skip
-        grads = B.canonical_grads(model, grads)
-        return float(to_numpy(value)), [np.array(to_numpy(g)) for g in grads]
+    weights = model.get_weights()
+    runtime = [layer.get_runtime_state() for layer in model.layers]
+    try:
+        with use_backend(model._backend):
+            value, _, grads = B.value_and_grads(_forward_loss(model, c, xn, yn),
+                                                B.trainable_params(model))  # fmt: skip
+            grads = B.canonical_grads(model, grads)
+            return float(to_numpy(value)), [np.array(to_numpy(g)) for g in grads]
+    finally:  # a training-mode forward moved the moving statistics and dropout counters
+        model.set_weights(weights)
+        for layer, state in zip(model.layers, runtime, strict=True):
+            layer.set_runtime_state(state)
 
 
 def canonical_optimizer_state(model: Any) -> dict[str, list[np.ndarray]]:

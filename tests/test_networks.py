@@ -107,3 +107,63 @@ def test_native_model_runs_and_clone_keeps_state(name, backend):
                                atol=1e-5)  # fmt: skip
     rebuilt = type(model).from_config(model.get_config())
     assert _summary(rebuilt) == _summary(model)
+
+
+def test_mixed_dtype_model_casts_per_layer_on_both_backends(backend):
+    """A float64 layer after a float32 one computes in float64 inside a model too (the native
+    model's path), as a lone call and Keras do: the same dtypes and values on both backends."""
+    inputs = dn.Input((3,))
+    h = dn.layers.Dense(4, dtype="float64", name="d64")(inputs)
+    r = dn.layers.ReLU(dtype="float64", name="relu")(dn.layers.Dense(4, name="d32")(inputs))
+    out = dn.layers.Add(dtype="float64", name="add")([h, r])
+    model = dn.Model(inputs, out)
+    x = np.random.default_rng(0).normal(size=(2, 3)).astype("float32")
+    y = model(x)
+    assert backend_module(backend).core.dtype_name(y) == "float64"
+    w = model.get_weights()
+    x32 = x.astype(np.float64)
+    # d32 rounds its output to float32 (its sum in another order than numpy: ~1e-7 apart);
+    # ReLU and Add then run in float64.
+    d32 = (x.astype(np.float32) @ w[2].astype(np.float32) + w[3]).astype(np.float32)
+    expected = (x32 @ w[0] + w[1]) + np.maximum(d32.astype(np.float64), 0.0)
+    np.testing.assert_allclose(dn.to_numpy(y), expected, rtol=1e-6, atol=1e-6)
+
+
+def _data(name: str, n: int = 4):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(n, *SHAPES[name])).astype("float32")
+    classes = {"lenet": 10, "residual": 3, "dropout_cnn": 3}[name]
+    return x, np.eye(classes, dtype="float32")[np.arange(n) % classes]
+
+
+@pytest.mark.parametrize("name", ["residual", "dropout_cnn"])
+def test_value_and_gradients_changes_nothing(name, backend):
+    """The parity helper runs a training-mode forward (batch statistics, dropout masks) and
+    puts the moving statistics and the dropout call count back."""
+    model = NETWORKS[name]("float32")
+    x, y = _data(name)
+    loss = dn.losses.CategoricalCrossentropy(from_logits=True)
+    before = model.get_weights()
+    state = [layer.get_runtime_state() for layer in model.layers]
+    first = dn.training.value_and_gradients(model, x, y, loss)
+    for a, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [layer.get_runtime_state() for layer in model.layers] == state
+    second = dn.training.value_and_gradients(model, x, y, loss)  # the same masks again
+    assert first[0] == second[0]
+
+
+def test_to_backend_carries_the_next_dropout_mask(backend):
+    """After training steps, the twin on the other backend continues with the same masks."""
+    model = NETWORKS["dropout_cnn"]("float64")
+    x, y = _data("dropout_cnn")
+    loss = dn.losses.CategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=dn.optimizers.SGD(0.1), loss=loss)
+    for _ in range(3):
+        model.train_step(x, y)
+    other = "tensorflow" if backend == "torch" else "torch"
+    twin = model.to_backend(other)
+    assert twin.layers[1].training_calls == model.layers[1].training_calls == 3
+    twin.compile(optimizer=dn.optimizers.SGD(0.1), loss=loss)
+    a, b = model.train_step(x, y)["loss"], twin.train_step(x, y)["loss"]
+    assert abs(a - b) <= 1e-12 * max(1.0, abs(a))  # float64: mask 3 on both

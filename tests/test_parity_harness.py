@@ -51,6 +51,25 @@ def test_compare_shape_mismatch_fails():
     assert not d.passed and "shape mismatch" in d.message()
 
 
+@pytest.mark.parametrize(
+    ("actual", "expected", "mask"),
+    [(np.zeros(0), np.zeros(0), None), (np.ones(3), np.ones(3), np.zeros(3, bool))],
+    ids=["empty", "all-masked"],
+)
+def test_compare_of_nothing_fails(actual, expected, mask):
+    """A check with nothing compared proves nothing: it fails, and says why."""
+    diff = compare(actual, expected, tol.default("float32"), mask=mask)
+    assert not diff.passed and diff.total == 0 and diff.note == "nothing compared"
+
+
+def test_three_way_keeps_cross_backend_when_every_point_is_a_kink():
+    from dualnet.parity.cases import three_way
+
+    comps = three_way(np.ones(2), np.ones(2), np.zeros(2), tol.default("float64"),
+                      mask=np.zeros(2, bool))  # fmt: skip
+    assert list(comps) == ["torch~tensorflow"] and comps["torch~tensorflow"].passed
+
+
 def test_compare_mask_and_extra_atol():
     a, e = np.array([1.0, 5.0]), np.array([1.0, 1.0])
     assert not compare(a, e, F32).passed

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from dualnet.backends.torch import core
 from dualnet.backends.torch import layers as _layers
 from torch import nn
 
@@ -29,12 +30,21 @@ def _modules(layers: Sequence[Any]) -> OrderedDict[str, nn.Module]:
     return OrderedDict((layer.name, layer.native) for layer in layers if layer.native is not None)
 
 
+def _cast(x: Any, module: nn.Module) -> Any:
+    """Floating inputs cast to the layer's dtype, as a dualnet (or Keras) layer call does: a
+    float64 layer after a float32 one computes in float64 on both backends."""
+    target = core.native_dtype(module.layer.dtype)
+    if isinstance(x, list):
+        return [_cast(t, module) for t in x]
+    return x.to(target) if x.is_floating_point() and x.dtype != target else x
+
+
 class Sequential(nn.Sequential):
     """``torch.nn.Sequential`` whose ``forward`` passes ``training`` to every layer module."""
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         for module in self:
-            x = module(x, training=training)
+            x = module(_cast(x, module), training=training)
         return x
 
 
@@ -57,8 +67,9 @@ class Functional(nn.Module):
     def forward(self, *inputs: torch.Tensor, training: bool = False) -> Any:
         values = dict(zip(self._input_ids, inputs, strict=True))
         for name, ins, outs, multi in self._plan:
+            module = self.layers[name]
             args = [values[i] for i in ins] if multi else values[ins[0]]
-            values[outs[0]] = self.layers[name](args, training=training)
+            values[outs[0]] = module(_cast(args, module), training=training)
         results = [values[i] for i in self._output_ids]
         return results[0] if self._single_output else results
 

@@ -56,13 +56,22 @@ import numpy as np
 from dualnet import initializers as _initializers
 from dualnet._backend import backend_module, get_backend
 from dualnet._ops import tensor_backend
-from dualnet.dtypes import FLOAT_DTYPES, FLOATX, numpy_dtype, standardize
-from dualnet.errors import bad_type, bad_value
+from dualnet.errors import bad_type
+from dualnet.layers._checks import (
+    check_dtype,
+    check_layer_arguments,
+    check_name,
+    check_shape,
+    format_shape,
+    is_castable,
+    validate_weight_list,
+)
 
 __all__ = [
     "Layer", "Node", "SymbolicTensor", "WeightInfo", "WeightSpec", "builder_location",
-    "check_dtype", "check_name", "check_shape", "format_shape", "reset_names", "snake_case",
-    "training_scope", "unique_name", "validate_weight_list",
+    "check_dtype", "check_layer_arguments", "check_name", "check_shape", "format_shape",
+    "is_castable", "reset_names", "snake_case", "training_scope", "unique_name",
+    "validate_weight_list",
 ]  # fmt: skip
 
 # --------------------------------------------------------------------------------------------
@@ -133,59 +142,6 @@ def resolve_training(training: Any, where: str) -> bool:
     if not isinstance(training, bool | np.bool_):
         raise bad_type("training", training, "a bool or None", where=where)
     return bool(training)
-
-
-# --------------------------------------------------------------------------------------------
-# Validation shared by every layer
-
-
-def check_name(name: Any, *, where: str) -> str:
-    """A layer or model name: a non-empty str without ``/`` (Keras's rule) or ``.`` (torch
-    module names cannot contain dots)."""
-    if not isinstance(name, str):
-        raise bad_type("name", name, "a str", where=where)
-    if not name or "/" in name or "." in name:
-        raise bad_value("name", name, "a non-empty str without '/' or '.'", where=where)
-    return name
-
-
-def check_dtype(dtype: Any, *, where: str) -> str:
-    """A layer's weight/compute dtype: None means Keras's floatx (float32)."""
-    if dtype is None:
-        return FLOATX
-    try:
-        return standardize(dtype, allowed=FLOAT_DTYPES)
-    except TypeError:
-        raise bad_value("dtype", dtype, f"one of {', '.join(FLOAT_DTYPES)}", where=where) from None
-
-
-def check_shape(shape: Any, *, argument: str = "shape", where: str) -> tuple[int | None, ...]:
-    """A shape without the batch dimension: a tuple/list of positive ints or None."""
-    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
-        shape = (shape,)
-    if not isinstance(shape, tuple | list):
-        raise bad_type(argument, shape, "a tuple of positive ints (batch dimension excluded)",
-                       where=where)  # fmt: skip
-    out: list[int | None] = []
-    for dim in shape:
-        if dim is None:
-            out.append(None)
-        elif isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim <= 0:
-            raise bad_value(argument, tuple(shape), "a tuple of positive ints or None "
-                            "(batch dimension excluded)", where=where)  # fmt: skip
-        else:
-            out.append(int(dim))
-    return tuple(out)
-
-
-def format_shape(shape: Any) -> str:
-    """``(None, 3)`` as Keras prints it; a list of shapes for multi-input layers; ``?`` when
-    unknown."""
-    if shape is None:
-        return "?"
-    if isinstance(shape, list):
-        return "[" + ", ".join(format_shape(s) for s in shape) + "]"
-    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,12 +237,6 @@ class WeightInfo:
         return math.prod(self.shape)
 
 
-def is_castable(array: np.ndarray) -> bool:
-    """Real numbers (floats, bfloat16, ints) can be cast to a float weight; bools, complex
-    numbers, strings and objects cannot."""
-    return array.dtype.name in FLOAT_DTYPES or array.dtype.kind in "iuf"
-
-
 def builder_location(cls: type) -> tuple[str, str]:
     """``(group module, builder name)`` of the backend builder that realises layer class ``cls``:
     the neutral group the class (or its nearest dualnet ancestor) is defined in, and Keras's
@@ -331,6 +281,16 @@ class Layer:
     multi_input: ClassVar[bool] = False
     # A frozen layer (trainable=False) runs in inference mode (Keras: BatchNormalization).
     frozen_means_inference: ClassVar[bool] = False
+    # Attributes that are state but not weights (a dropout layer's count of training calls,
+    # which picks its next mask): carried by model.to_backend, restored after a parity probe.
+    runtime_state: ClassVar[tuple[str, ...]] = ()
+
+    def get_runtime_state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.runtime_state}
+
+    def set_runtime_state(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def __init__(self, *, name: str | None = None, dtype: Any = None, input_shape: Any = None,
                  trainable: bool = True):  # fmt: skip
@@ -413,6 +373,11 @@ class Layer:
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
         return tuple(input_shape)
+
+    def check_call(self, shape: Any, training: bool) -> None:
+        """Raise ValueError if a call on inputs of ``shape`` (batch included) in this mode cannot
+        run (BatchNormalization's unbiased variance needs two values per channel); called before
+        the layer is realised, so a refused call binds nothing."""
 
     def _check_rank(self, shape: Sequence[int | None], ranks: int | Sequence[int],
                     what: str) -> None:  # fmt: skip
@@ -605,9 +570,10 @@ class Layer:
         items = [self._cast_input(core.convert_to_tensor(t), core) for t in items]
         shapes = [tuple(t.shape) for t in items]
         shape = shapes if self.multi_input else shapes[0]
+        self.check_input_shape(self._normalise_shape(shape))
+        self.check_call(self._normalise_shape(shape), training)
         if not self.built:
             self.build(shape)
-        self.check_input_shape(self._normalise_shape(shape))
         self._realise(backend)
         with training_scope(training):
             out = self._native(items if self.multi_input else items[0], training=training)
@@ -637,36 +603,6 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
-
-
-def validate_weight_list(
-    infos: Sequence[WeightInfo], weights: Sequence[Any], *, where: str
-) -> list[np.ndarray]:
-    """Check count, shapes and castability of every array, then cast them (nothing assigned).
-
-    Returns the arrays cast to each weight's dtype, in order.
-    """
-    if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
-        raise bad_type("weights", weights, "a list of numpy arrays", where=where)
-    if len(weights) != len(infos):
-        names = ", ".join(w.path for w in infos) or "none"
-        raise ValueError(f"{where}: expected {len(infos)} arrays ({names}), got {len(weights)}.")
-    out = []
-    for info, value in zip(infos, weights, strict=True):
-        array = np.asarray(value)
-        if tuple(array.shape) != info.shape:
-            raise ValueError(
-                f"{where}: weight {info.path!r} has shape {info.shape}, got an array of shape "
-                f"{tuple(array.shape)}."
-            )
-        if not is_castable(array):
-            raise TypeError(
-                f"{where}: weight {info.path!r} is {info.dtype}; cannot take an array of dtype "
-                f"{array.dtype} (expected real numbers)."
-            )
-        with np.errstate(over="ignore"):  # float64 -> float16 overflow to inf is a rounding
-            out.append(np.array(array, dtype=numpy_dtype(info.dtype), copy=True))
-    return out
 
 
 def import_group(backend: str, group: str) -> Any:

@@ -14,8 +14,7 @@ from dualnet.layers.base import (
     Node,
     SymbolicTensor,
     WeightSpec,
-    check_dtype,
-    check_name,
+    check_layer_arguments,
     check_shape,
     format_shape,
 )
@@ -69,11 +68,8 @@ class Dense(Layer):
         self._use_bias = use_bias
         # Every check before the initializers draw their seeds: a failed construction must not
         # advance dualnet's global generator.
-        check_dtype(dtype, where=where)
-        if name is not None:
-            check_name(name, where=where)
-        if input_shape is not None:
-            check_shape(input_shape, argument="input_shape", where=where)
+        check_layer_arguments(where, name=name, dtype=dtype, input_shape=input_shape,
+                              trainable=trainable)  # fmt: skip
         self._kernel_initializer = _args.initializer(
             kernel_initializer, "kernel_initializer", where
         )

@@ -148,6 +148,7 @@ def compare(
     else:
         worst_index, worst_actual, worst_expected = (), float("nan"), float("nan")
     mismatched = int(bad.sum())
+    total = int(selected.sum())
     return Diff(
         max_abs=float(abs_err.max()) if a.size else 0.0,
         max_rel=float(rel_err.max()) if a.size else 0.0,
@@ -156,9 +157,12 @@ def compare(
         worst_expected=worst_expected,
         mismatched=mismatched,
         nonfinite_mismatched=int(nonfinite_bad.sum()),
-        total=int(selected.sum()),
+        total=total,
         tolerance=tolerance,
-        passed=mismatched == 0,
+        # A comparison of nothing (empty arrays, or a mask that selects nothing) proves
+        # nothing: it fails, so a check cannot pass by comparing no elements.
+        passed=mismatched == 0 and total > 0,
         worst_ratio=float(ratio.max()) if a.size else 0.0,
         nonfinite_matched=int((selected & ~finite & same_nonfinite).sum()),
+        note="" if total else "nothing compared",
     )

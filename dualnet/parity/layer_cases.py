@@ -50,9 +50,8 @@ from dualnet.parity.cases import (
     three_way,
 )
 from dualnet.parity.compare import compare
+from dualnet.reference import layers as RL
 
-# Keys of get_config() that are not arguments of the layer's math.
-_NOT_MATH = ("name", "dtype", "trainable")
 # Unit roundoff per half-precision dtype.
 UNIT_ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8}
 
@@ -162,8 +161,9 @@ class LayerCase(Case):
         half_bound: ``(reference on |x|,|W| or None, exact, u) -> per-element bound`` for
             float16/bfloat16 forward rows (:func:`bilinear_bound`, :func:`rounding_bound`);
             None: half precision is not run for this case.
-        unsupported: ``{dtype: reason}`` combinations expected to raise on some backend; if the
-            backend raises, the row is a skip that gives the reason.
+        unsupported: ``{dtype: reason}`` combinations expected to raise on some backend: the
+            row is a skip that gives the reason; a raise that is not listed is an error, and a
+            listed dtype that runs fails (the entry is out of date).
         exposes: the torch/Keras divergence this case is built to expose (report notes).
         errors: bad inputs that must raise the same clear error on both backends.
     """
@@ -211,7 +211,7 @@ class LayerCase(Case):
 
     def config(self, layer: Any) -> dict[str, Any]:
         """The reference's keywords: the layer's full config (defaults filled in)."""
-        return {k: v for k, v in layer.get_config().items() if k not in _NOT_MATH}
+        return RL.layer_config(layer)
 
     def sample(self, dtype: str) -> tuple[list[np.ndarray], list[np.ndarray], Any]:
         """Inputs and canonical weights rounded to ``dtype``, and the layer they are for."""
@@ -233,8 +233,11 @@ class LayerCase(Case):
         """The reference output and, if it returns one, its state (non-trainable weights)."""
         named = {s.name: _f64(w) for s, w in zip(layer.weight_specs, weights, strict=True)}
         x = [_f64(v) if is_float(v) else v for v in xs]
+        # A frozen layer whose class says so runs inference whatever the call asks (Keras's
+        # BatchNormalization rule), in the reference as in the backends.
+        training = self.training and (layer.trainable or not layer.frozen_means_inference)
         out = self.reference(x if self.multi else x[0], named, **self.config(layer),
-                             training=self.training)  # fmt: skip
+                             training=training)  # fmt: skip
         if isinstance(out, tuple):
             y, state = out
             frozen = [s.name for s in layer.weight_specs if not s.trainable]
@@ -301,8 +304,7 @@ class LayerCase(Case):
         bound = self.forward_tolerance(dtype)
         rounded = _f64(round_to(expected, dtype))
         comps = three_way(results["torch"]["out"], results["tensorflow"]["out"], rounded, bound)
-        checks = [self.check("forward", dtype, device, status_of(comps), comparisons=comps,
-                             detail=self._unexpected(dtype))]  # fmt: skip
+        checks = [self.check("forward", dtype, device, status_of(comps), comparisons=comps)]
         if expected_state is not None:
             want = _flat([round_to(s, dtype) for s in expected_state])
             comps = three_way(_flat(results["torch"]["state"]),
@@ -312,7 +314,7 @@ class LayerCase(Case):
         if do_grads:
             checks.extend(self._gradient_checks(layer, xs, weights, cotangent, results, dtype,
                                                 device, bound))  # fmt: skip
-        return checks
+        return self._stale(checks, dtype)
 
     def _gradient_checks(self, layer: Any, xs: list[np.ndarray], weights: list[np.ndarray],
                          cotangent: np.ndarray, results: dict[str, Any], dtype: str,
@@ -376,20 +378,28 @@ class LayerCase(Case):
         comps["torch~tensorflow"] = compare(results["torch"]["out"], results["tensorflow"]["out"],
                                             base, extra_atol=2 * bound)  # fmt: skip
         detail = f"bound <= {float(np.max(bound, initial=0.0)):.2g}; gradients not checked"
-        return [self.check("forward", dtype, device, status_of(comps), comparisons=comps,
-                           detail=detail + self._unexpected(dtype))]  # fmt: skip
+        return self._stale([self.check("forward", dtype, device, status_of(comps),
+                                       comparisons=comps, detail=detail)], dtype)  # fmt: skip
 
     def _expected_skip(self, row: Check, dtype: str) -> Check:
-        """A backend raised: a skip with the documented reason where it was expected."""
+        """A backend raised: a skip with the documented reason where the entry expects it, an
+        error where it does not (in half precision too: an entry says which dtypes a framework
+        cannot run, so an undeclared failure is a regression, not a skip)."""
         reason = self.unsupported.get(dtype)
-        if reason is None:
-            return row
+        status, detail = ("skip", f"expected unsupported: {reason} ({row.detail})") if reason \
+            else ("error", row.detail)  # fmt: skip
         return Check(family=row.family, case=row.case, check=row.check, dtype=row.dtype,
-                     device=row.device, status="skip",
-                     detail=f"expected unsupported: {reason} ({row.detail})")  # fmt: skip
+                     device=row.device, status=status, detail=detail)  # fmt: skip
 
-    def _unexpected(self, dtype: str) -> str:
-        return "; listed as unsupported but ran" if dtype in self.unsupported else ""
+    def _stale(self, checks: list[Check], dtype: str) -> list[Check]:
+        """An entry that lists ``dtype`` as unsupported while both backends ran it is out of
+        date: its rows fail, so the list stays true."""
+        if dtype not in self.unsupported:
+            return checks
+        return [Check(family=c.family, case=c.case, check=c.check, dtype=c.dtype,
+                      device=c.device, status="FAIL", comparisons=c.comparisons,
+                      detail=f"{c.detail}; listed as unsupported but ran: update the entry")
+                for c in checks]  # fmt: skip
 
 
 def _flat(arrays: Sequence[np.ndarray]) -> np.ndarray:

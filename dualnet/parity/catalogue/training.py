@@ -188,8 +188,9 @@ class TrainingCase(Case):
         detail = "max|w_torch-w_tf| after " + ", ".join(f"{k}: {v:.1e}" for k, v in growth.items())
         row("weights", {b: flat(runs[b]["weights"][self.steps]) for b in BACKENDS},
             flat(ref_hist[-1]), long, detail)  # fmt: skip
-        row("state", {b: flat_state(runs[b]["state"]) for b in BACKENDS}, flat_state(ref_state),
-            long)  # fmt: skip
+        states = {b: flat_state(runs[b]["state"]) for b in BACKENDS}
+        if flat_state(ref_state).size or any(v.size for v in states.values()):  # SGD: no state
+            row("state", states, flat_state(ref_state), long)
         return checks
 
 
