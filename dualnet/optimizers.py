@@ -2,7 +2,7 @@
 
 Every optimizer is a frozen, validated spec of hyper-parameters. Its update rule is written
 once, here, with Python operators on native tensors and a handful of backend primitives
-(``dualnet/backends/<name>/optimizers.py``), the way Keras writes ``update_step`` over
+(``backends/<name>/optimizers.py``), the way Keras writes ``update_step`` over
 ``keras.ops``. The two backends therefore run the same sequence of IEEE operations; scalar
 coefficients (learning rate, bias corrections, ``1 - β``) are computed in Python float64 and
 rounded once to the weight dtype.

@@ -1,4 +1,4 @@
-"""Optimizer primitives on TensorFlow (namesakes of ``dualnet/backends/torch/optimizers.py``).
+"""Optimizer primitives on TensorFlow (namesakes of ``backends/torch/optimizers.py``).
 
 The update rules are written once, in :mod:`dualnet.optimizers`. ``keras.optimizers`` is not
 used to apply them: Keras keeps a float learning rate in a *float32* variable (``floatx``) even

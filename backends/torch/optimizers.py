@@ -3,7 +3,7 @@
 The update rules themselves are written once, in :mod:`dualnet.optimizers`, with Python
 operators on native tensors and the few functions below (Keras's own layout: a neutral
 ``update_step`` over backend ops). Every function here has a namesake in
-``dualnet/backends/tensorflow/optimizers.py``.
+``backends/tensorflow/optimizers.py``.
 
 Scalars enter the rules as Python floats; ``tensor * 0.9`` rounds 0.9 once to the tensor's
 dtype, exactly as TensorFlow converts the constant, so the elementwise arithmetic of the two

@@ -1,21 +1,9 @@
 """Layers: one definition, realised on either backend with the same weights.
 
-Grouped as Keras groups them; every public class of every group is re-exported here
-(``dn.layers.Conv2D``):
-
-* :mod:`~dualnet.layers.core`: Input, Dense, Activation;
-* :mod:`~dualnet.layers.convolutional`: Conv1D/2D/3D, Conv1D/2DTranspose, DepthwiseConv2D,
-  SeparableConv2D;
-* :mod:`~dualnet.layers.pooling`: Max/AveragePooling1D/2D/3D, Global pooling;
-* :mod:`~dualnet.layers.normalization`: BatchNormalization, LayerNormalization,
-  GroupNormalization, RMSNormalization, UnitNormalization;
-* :mod:`~dualnet.layers.regularization`: Dropout, SpatialDropout1D/2D, GaussianNoise,
-  GaussianDropout;
-* :mod:`~dualnet.layers.reshaping`: Flatten, Reshape, Permute, RepeatVector, ZeroPadding,
-  Cropping, UpSampling;
-* :mod:`~dualnet.layers.merging`: Add, Subtract, Multiply, Average, Maximum, Minimum,
-  Concatenate;
-* :mod:`~dualnet.layers.activations`: ReLU, LeakyReLU, PReLU, ELU, Softmax.
+Grouped as Keras groups them, one module (or package) per group, every public class re-exported
+here (``dn.layers.Conv2D``): core, convolutional, pooling, normalization, regularization,
+reshaping, merging, activations (the activation *layers*; the functions are
+:mod:`dualnet.activations`). :func:`public_classes` lists them.
 
 See :mod:`dualnet.layers.base` for how a layer is built and realised, and ``dualnet/README.md``
 for adding one.
