@@ -26,6 +26,16 @@ CLASSES = {n: c for n, c in dn.layers.public_classes().items() if n != "InputLay
 FIRST = list({c.layer.__name__: c for c in reversed(CASES)}.values())
 
 
+def _has_weights(case) -> bool:
+    layer = case.make()
+    shapes = case.shapes()
+    layer.build(shapes if case.multi else shapes[0])  # framework-free
+    return bool(layer.weight_specs)
+
+
+WEIGHTED = [c for c in FIRST if _has_weights(c)]
+
+
 def _params(cases):
     return [pytest.param(c, d, id=f"{c.name}-{d}") for c in cases for d in c.dtypes]
 
@@ -42,17 +52,25 @@ def test_layer_parity(case, dtype):
 
 @pytest.mark.parametrize("case", FIRST, ids=lambda c: c.layer.__name__)
 def test_wrong_reference_fails(case):
-    """The comparison can fail: a reference off by 1e-3 (relative and absolute) is caught."""
+    """Every kind of row can fail: a reference off by 1e-3 (relative, plus 1e-3 absolute) fails
+    the forward row, its gradients (scaled by 1.001 through the finite difference) fail the
+    gradient rows, and a wrong state update fails the state row."""
 
     def wrong(*args, **kwargs):
         out = case.reference(*args, **kwargs)
         if isinstance(out, tuple):
-            return np.asarray(out[0]) * 1.001 + 1e-3, out[1]
+            state = {k: np.asarray(v) * 1.001 + 1e-3 for k, v in out[1].items()}
+            return np.asarray(out[0]) * 1.001 + 1e-3, state
         return np.asarray(out) * 1.001 + 1e-3
 
-    rows = dataclasses.replace(case, reference=wrong).evaluate("float64", "cpu", gradients=False)
-    forward = [r for r in rows if r.check == "forward"]
-    assert forward and forward[0].status == "FAIL", [r.explain() for r in rows]
+    rows = dataclasses.replace(case, reference=wrong).evaluate("float64", "cpu")
+    status = {r.check: r.status for r in rows}
+    assert status.pop("forward") == "FAIL", [r.explain() for r in rows]
+    if "state" in status:
+        assert status.pop("state") == "FAIL", [r.explain() for r in rows]
+    if case.grad and any(s == "pass" for s in status.values()):
+        # A gradient that is zero everywhere stays zero when scaled; at least one must fail.
+        assert "FAIL" in status.values(), [r.explain() for r in rows]
 
 
 def test_every_public_layer_has_an_entry():
@@ -100,7 +118,7 @@ def test_backend_sees_declared_weights(case, backend_name):
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
-@pytest.mark.parametrize("case", FIRST, ids=lambda c: c.layer.__name__)
+@pytest.mark.parametrize("case", WEIGHTED, ids=lambda c: c.layer.__name__)
 def test_weights_round_trip_and_freeze(case, backend_name):
     layer = _realised(case, backend_name)
     rng = np.random.default_rng(0)
@@ -144,6 +162,20 @@ def test_bad_input_same_error_on_both_backends(case, index):
         if bad.input_shape is not None:  # nothing half-built after the failure
             assert not layer.built and layer.native is None
     assert len(set(messages.values())) == 1, messages
-    assert re.search(r"\w+=|expect", messages["torch"]), (
-        f"the message should name the argument or the expected input: {messages['torch']}"
-    )
+    message = messages["torch"]
+    # Names the layer (its class), and what was expected.
+    assert case.layer.__name__ in message and re.search(r"expect", message), message
+
+
+@pytest.mark.parametrize("case", FIRST, ids=lambda c: c.layer.__name__)
+def test_failed_construction_leaves_the_seed_generator(case):
+    """Arguments are checked before initializers draw seeds: a construction that fails leaves
+    dualnet's global generator where it was (the next layer gets the same weights)."""
+    from dualnet import random
+
+    dn.set_random_seed(123)
+    expected = random.draw_seed()
+    dn.set_random_seed(123)
+    with pytest.raises(TypeError, match=r"trainable='no'.*expected a bool"):
+        case.make(trainable="no")
+    assert random.draw_seed() == expected

@@ -10,7 +10,9 @@ import numpy as np
 
 from dualnet import activations as _activations
 from dualnet import initializers as _initializers
+from dualnet import random as _random
 from dualnet.errors import bad_type, bad_value
+from dualnet.layers._checks import check_layer_arguments
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -19,11 +21,14 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def positive_int(value: Any, argument: str, where: str) -> int:
+def positive_int(value: Any, argument: str, where: str, *, minus_one: str | None = None) -> int:
+    """A positive int; with ``minus_one`` (what -1 stands for, e.g. ``"one group per
+    channel"``) also -1."""
+    expected = "a positive int" if minus_one is None else f"a positive int, or -1 for {minus_one}"
     if not is_int(value):
-        raise bad_type(argument, value, "a positive int", where=where)
-    if value <= 0:
-        raise bad_value(argument, value, "a positive int", where=where)
+        raise bad_type(argument, value, expected, where=where)
+    if value <= 0 and (minus_one is None or value != -1):
+        raise bad_value(argument, value, expected, where=where)
     return int(value)
 
 
@@ -39,6 +44,72 @@ def int_tuple(
     if any(v < minimum for v in value):
         raise bad_value(argument, tuple(value), expected, where=where)
     return tuple(int(v) for v in value)
+
+
+def int_pairs(value: Any, n: int, argument: str, where: str) -> tuple[tuple[int, int], ...]:
+    """Keras's per-axis ``(before, after)`` amounts (ZeroPadding2D's padding, Cropping2D's
+    cropping): an int ``p`` (every side), a tuple of ``n`` ints (both sides of each axis) or a
+    tuple of ``n`` pairs; every amount an int >= 0."""
+    example = " ((top, bottom), (left, right))" if n == 2 else ""
+    expected = (f"an int >= 0, a tuple of {n} ints (one per axis) or a tuple of {n} pairs"
+                f"{example}, of ints >= 0")  # fmt: skip
+    if is_int(value):
+        value = (value,) * n
+    if not isinstance(value, tuple | list) or len(value) != n:
+        raise bad_type(argument, value, expected, where=where)
+    pairs = []
+    for item in value:
+        pair = (item, item) if is_int(item) else item
+        if not isinstance(pair, tuple | list) or len(pair) != 2 or not all(is_int(v) for v in pair):
+            raise bad_type(argument, value, expected, where=where)
+        if any(v < 0 for v in pair):
+            raise bad_value(argument, value, expected, where=where)
+        pairs.append((int(pair[0]), int(pair[1])))
+    return tuple(pairs)
+
+
+def target_shape(value: Any, argument: str, where: str) -> tuple[int, ...]:
+    """A shape to reshape to, batch axis excluded: positive ints, at most one of them -1 (the
+    length that makes the sizes match)."""
+    expected = "a tuple of positive ints with at most one -1 (batch axis excluded)"
+    if not isinstance(value, tuple | list) or not all(is_int(d) for d in value):
+        raise bad_type(argument, value, expected, where=where)
+    shape = tuple(int(d) for d in value)
+    if any(d == 0 or d < -1 for d in shape) or shape.count(-1) > 1:
+        raise bad_value(argument, value, expected, where=where)
+    return shape
+
+
+def batch_shape(value: Any, argument: str, where: str) -> tuple[int | None, ...] | None:
+    """None, or a non-empty shape *with* the batch axis: positive ints or None (the input's
+    size)."""
+    if value is None:
+        return None
+    expected = "None or a tuple of positive ints or None, batch dimension included"
+    if not isinstance(value, tuple | list) or not value:
+        raise bad_type(argument, value, expected, where=where)
+    if any(d is not None and (not is_int(d) or d <= 0) for d in value):
+        raise bad_value(argument, tuple(value), expected, where=where)
+    return tuple(None if d is None else int(d) for d in value)
+
+
+def permutation(value: Any, argument: str, where: str) -> tuple[int, ...]:
+    """A permutation of the non-batch axes, 1-based as Keras counts them: ``(2, 1)``."""
+    expected = "a permutation of 1..k (1-based, batch axis excluded), e.g. (2, 1)"
+    if not isinstance(value, tuple | list) or not value or not all(is_int(d) for d in value):
+        raise bad_type(argument, value, expected, where=where)
+    if sorted(int(d) for d in value) != list(range(1, len(value) + 1)):
+        raise bad_value(argument, value, expected, where=where)
+    return tuple(int(d) for d in value)
+
+
+def seed(value: Any, argument: str, where: str) -> int | None:
+    """None (one is drawn later from dualnet's generator) or a non-negative int: the rule of
+    :func:`dualnet.random.check_seed`, with the layer named."""
+    try:
+        return _random.check_seed(value, argument=argument)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
 
 
 def choice(value: Any, options: Sequence[str], argument: str, where: str) -> str:
@@ -100,6 +171,27 @@ def initializer(value: Any, argument: str, where: str) -> _initializers.Initiali
         return _initializers.get(value)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{where}: {argument}: {exc}") from None
+
+
+def initializers(where: str, *, name: Any, dtype: Any, input_shape: Any, trainable: Any,
+                 **values: Any) -> dict[str, _initializers.Initializer]:  # fmt: skip
+    """The initializer arguments ``values`` resolved, after :class:`Layer`'s own arguments are
+    checked: a named random initializer draws its seed from dualnet's generator when resolved,
+    so a layer checks every other argument first (its own, then these), and a construction that
+    fails leaves the generator untouched."""
+    check_layer_arguments(where, name=name, dtype=dtype, input_shape=input_shape,
+                          trainable=trainable)  # fmt: skip
+    return {argument: initializer(value, argument, where) for argument, value in values.items()}
+
+
+def axis(value: Any, argument: str, where: str, *, several: bool = True) -> int | list[int]:
+    """An int, or with ``several`` a non-empty list/tuple of distinct ints (a list, as
+    ``get_config`` returns it); resolved against the input rank later (:func:`resolve_axes`)."""
+    if is_int(value):
+        return int(value)
+    if not several:
+        raise bad_type(argument, value, "an int", where=where)
+    return list(axis_list(value, argument, where))
 
 
 def axis_list(value: Any, argument: str, where: str) -> tuple[int, ...]:

@@ -34,9 +34,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from dualnet import initializers as _initializers
-from dualnet.errors import bad_type, bad_value
+from dualnet.errors import bad_value
 from dualnet.layers import _args
-from dualnet.layers.base import Layer, WeightSpec, check_dtype, check_name, check_shape
+from dualnet.layers.base import Layer, WeightSpec, format_shape
 
 __all__ = ["ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax"]
 
@@ -83,7 +83,7 @@ class ReLU(_Elementwise):
     def __init__(self, max_value: float | None = None, negative_slope: float = 0.0,
                  threshold: float = 0.0, *, name: str | None = None, dtype: Any = None,
                  input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        where = "ReLU"
+        where = type(self).__name__
         self._max_value = (
             None if max_value is None else _args.real(max_value, "max_value", where, low=0.0)
         )
@@ -117,7 +117,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope: float = 0.3, *, name: str | None = None,
                  dtype: Any = None, input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        self._negative_slope = _args.real(negative_slope, "negative_slope", "LeakyReLU",
+        self._negative_slope = _args.real(negative_slope, "negative_slope", type(self).__name__,
                                           low=0.0)  # fmt: skip
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
@@ -157,7 +157,7 @@ class PReLU(Layer):
     def __init__(self, alpha_initializer: Any = "zeros", shared_axes: Any = None, *,
                  name: str | None = None, dtype: Any = None, input_shape: Any = None,
                  trainable: bool = True):  # fmt: skip
-        where = "PReLU"
+        where = type(self).__name__
         if shared_axes is None:
             self._shared_axes = None
         else:
@@ -168,14 +168,10 @@ class PReLU(Layer):
                                 where=where)  # fmt: skip
             self._shared_axes = list(axes)
         # Every check before the initializer may draw a seed from the global generator.
-        check_dtype(dtype, where=where)
-        if name is not None:
-            check_name(name, where=where)
-        if input_shape is not None:
-            check_shape(input_shape, argument="input_shape", where=where)
-        if not isinstance(trainable, bool):
-            raise bad_type("trainable", trainable, "a bool", where=where)
-        self._alpha_initializer = _args.initializer(alpha_initializer, "alpha_initializer", where)
+        self._alpha_initializer = _args.initializers(
+            where, name=name, dtype=dtype, input_shape=input_shape, trainable=trainable,
+            alpha_initializer=alpha_initializer,
+        )["alpha_initializer"]  # fmt: skip
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     alpha_initializer = property(lambda self: self._alpha_initializer)
@@ -186,20 +182,22 @@ class PReLU(Layer):
         shape = tuple(shape)
         if len(shape) < 2:
             raise ValueError(
-                f"{self._where()} expects inputs of rank >= 2 (batch, ...), got shape {shape}."
+                f"{self._where()} expects inputs of rank >= 2 (batch, ...), got shape "
+                f"{format_shape(shape)}."
             )
         shared = set(self._shared_axes or ())
         too_big = sorted(a for a in shared if a >= len(shape))
         if too_big:
             raise ValueError(
-                f"{self._where()}: shared_axes={self._shared_axes} has axis {too_big[0]}, but "
-                f"inputs of shape {shape} have axes 1..{len(shape) - 1} (batch excluded)."
+                f"{self._where()}: shared_axes={self._shared_axes} has axis {too_big[0]}; "
+                f"expected axes in 1..{len(shape) - 1} for inputs of shape {format_shape(shape)} "
+                "(batch excluded)."
             )
         unknown = [a for a in range(1, len(shape)) if a not in shared and shape[a] is None]
         if unknown:
             raise ValueError(
                 f"{self._where()} needs the size of axis {unknown[0]} (alpha has one value per "
-                f"element along it), got shape {shape}; share the axis with "
+                f"element along it), got shape {format_shape(shape)}; share the axis with "
                 f"shared_axes=[{unknown[0]}] or give its size."
             )
         if self.built:
@@ -208,8 +206,9 @@ class PReLU(Layer):
                 shape[a] != built[a] for a in range(1, len(shape)) if a not in shared
             ):
                 raise ValueError(
-                    f"{self._where()} was built for inputs of shape {built} (alpha "
-                    f"{self.weight_shapes()[0]}); got shape {shape}."
+                    f"{self._where()} was built for inputs of shape {format_shape(built)} "
+                    f"(alpha {format_shape(self.weight_shapes()[0])}); got shape "
+                    f"{format_shape(shape)}."
                 )
 
     def declare_weights(self) -> list[WeightSpec]:
@@ -238,7 +237,7 @@ class ELU(_Elementwise):
 
     def __init__(self, alpha: float = 1.0, *, name: str | None = None, dtype: Any = None,
                  input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        self._alpha = _args.real(alpha, "alpha", "ELU")
+        self._alpha = _args.real(alpha, "alpha", type(self).__name__)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     alpha = property(lambda self: self._alpha)
@@ -267,22 +266,26 @@ class Softmax(_Elementwise):
 
     def __init__(self, axis: int | Sequence[int] = -1, *, name: str | None = None,
                  dtype: Any = None, input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        axes = _args.axis_list(axis, "axis", "Softmax")
-        self._axis: int | list[int] = int(axis) if _args.is_int(axis) else list(axes)
+        self._axis = _args.axis(axis, "axis", type(self).__name__)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     @property
     def axis(self) -> int | list[int]:
         return self._axis if isinstance(self._axis, int) else list(self._axis)
 
-    def axes(self, rank: int) -> tuple[int, ...]:
-        """The axes for inputs of ``rank``, non-negative, in the order given."""
+    def resolve_axes(self, rank: int) -> tuple[int, ...]:
+        """The axes for inputs of ``rank`` (batch included): non-negative, in the order given
+        (the normalization layers' method of the same name sorts them)."""
         axes = [self._axis] if isinstance(self._axis, int) else self._axis
         return _args.resolve_axes(axes, rank, "axis", self._where(), allow_batch=True)
 
+    # The backends' Softmax builders still call the method by its former name; remove once
+    # they call resolve_axes.
+    axes = resolve_axes
+
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         super().check_input_shape(shape)
-        self.axes(len(tuple(shape)))
+        self.resolve_axes(len(tuple(shape)))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "axis": self.axis}

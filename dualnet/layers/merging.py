@@ -39,7 +39,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dualnet.errors import bad_type
 from dualnet.layers import _args
 from dualnet.layers.base import Layer, format_shape
 
@@ -52,10 +51,24 @@ def _merged_dim(dims: Sequence[int | None]) -> int | None:
     return known[0] if known else None
 
 
-class _Merge(Layer):
-    """Element-wise merges: the shape checks every one shares (Note: no broadcasting)."""
+class _MultiInput(Layer):
+    """A layer called on a list of tensors; its input shape is the list of their shapes."""
 
     multi_input = True
+
+    def _check_built_count(self, shapes: Sequence[Sequence[int | None]]) -> None:
+        if self.built and len(shapes) != len(self._build_shape):
+            raise ValueError(
+                f"{self._where()} was built for {len(self._build_shape)} inputs "
+                f"{format_shape(self._build_shape)}; got {len(shapes)} inputs "
+                f"{format_shape([tuple(s) for s in shapes])}."
+            )
+
+
+class _Merge(_MultiInput):
+    """Element-wise merges: the shape checks every one shares (Note: no broadcasting). The
+    constructor is :class:`Layer`'s (keyword arguments only, as Keras's merge layers)."""
+
     # Number of inputs: (at least, at most); None is unlimited.
     _arity: tuple[int, int | None] = (1, None)
 
@@ -66,14 +79,6 @@ class _Merge(Layer):
             raise ValueError(f"{self._where()} expects exactly {low} inputs, got {n}.")
         if n < low or (high is not None and n > high):
             raise ValueError(f"{self._where()} expects at least {low} inputs, got {n}.")
-
-    def _check_built_count(self, shapes: Sequence[Sequence[int | None]]) -> None:
-        if self.built and len(shapes) != len(self._build_shape):
-            raise ValueError(
-                f"{self._where()} was built for {len(self._build_shape)} inputs "
-                f"{format_shape(self._build_shape)}; got {len(shapes)} inputs "
-                f"{format_shape([tuple(s) for s in shapes])}."
-            )
 
     def check_input_shape(self, shapes: Sequence[Sequence[int | None]]) -> None:
         shapes = [tuple(s) for s in shapes]
@@ -105,21 +110,18 @@ class Add(_Merge):
     """Element-wise sum of the inputs, ``y = x₀ + x₁ + ...`` (left to right).
 
     Args:
-        name, dtype, trainable: see :class:`Layer`.
+        name, dtype, input_shape, trainable: see :class:`Layer`.
 
     Shape:
         a list of tensors of the same shape (at least one); the output has that shape.
     """
-
-    def __init__(self, *, name: str | None = None, dtype: Any = None, trainable: bool = True):
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
 
 
 class Subtract(_Merge):
     """``y = x₀ - x₁``, exactly two inputs.
 
     Args:
-        name, dtype, trainable: see :class:`Layer`.
+        name, dtype, input_shape, trainable: see :class:`Layer`.
 
     Shape:
         a list of two tensors of the same shape; the output has that shape.
@@ -127,22 +129,16 @@ class Subtract(_Merge):
 
     _arity = (2, 2)
 
-    def __init__(self, *, name: str | None = None, dtype: Any = None, trainable: bool = True):
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
-
 
 class Multiply(_Merge):
     """Element-wise product of the inputs, ``y = x₀ · x₁ · ...`` (left to right).
 
     Args:
-        name, dtype, trainable: see :class:`Layer`.
+        name, dtype, input_shape, trainable: see :class:`Layer`.
 
     Shape:
         a list of tensors of the same shape (at least one); the output has that shape.
     """
-
-    def __init__(self, *, name: str | None = None, dtype: Any = None, trainable: bool = True):
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
 
 
 class Average(_Merge):
@@ -150,14 +146,11 @@ class Average(_Merge):
     one division (Keras's order; ``torch.stack(xs).mean(0)`` would sum in another order).
 
     Args:
-        name, dtype, trainable: see :class:`Layer`.
+        name, dtype, input_shape, trainable: see :class:`Layer`.
 
     Shape:
         a list of tensors of the same shape (at least one); the output has that shape.
     """
-
-    def __init__(self, *, name: str | None = None, dtype: Any = None, trainable: bool = True):
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
 
 
 class Maximum(_Merge):
@@ -168,14 +161,11 @@ class Maximum(_Merge):
     halves).
 
     Args:
-        name, dtype, trainable: see :class:`Layer`.
+        name, dtype, input_shape, trainable: see :class:`Layer`.
 
     Shape:
         a list of tensors of the same shape (at least one); the output has that shape.
     """
-
-    def __init__(self, *, name: str | None = None, dtype: Any = None, trainable: bool = True):
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
 
 
 class Minimum(_Merge):
@@ -185,17 +175,14 @@ class Minimum(_Merge):
     (Keras/TensorFlow's rule; ``torch.minimum`` would split it in halves).
 
     Args:
-        name, dtype, trainable: see :class:`Layer`.
+        name, dtype, input_shape, trainable: see :class:`Layer`.
 
     Shape:
         a list of tensors of the same shape (at least one); the output has that shape.
     """
 
-    def __init__(self, *, name: str | None = None, dtype: Any = None, trainable: bool = True):
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
 
-
-class Concatenate(Layer):
+class Concatenate(_MultiInput):
     """Concatenates the inputs along ``axis``.
 
     Args:
@@ -203,21 +190,17 @@ class Concatenate(Layer):
             the features, as Keras (``torch.cat``'s default ``dim=0`` would stack the batches:
             pass ``axis=1`` for torch's channels-first ``torch.cat(..., dim=1)``). The batch
             axis itself is refused.
-        name, dtype, trainable: see :class:`Layer`.
+        name, dtype, input_shape, trainable: see :class:`Layer`.
 
     Shape:
         a list of tensors of the same rank (>= 2) whose shapes agree except along ``axis``
         (batch included); the output's ``axis`` is the sum of theirs (None if one is unknown).
     """
 
-    multi_input = True
-
     def __init__(self, axis: int = -1, *, name: str | None = None, dtype: Any = None,
-                 trainable: bool = True):  # fmt: skip
-        if not _args.is_int(axis):
-            raise bad_type("axis", axis, "an int", where="Concatenate")
-        self._axis = int(axis)
-        super().__init__(name=name, dtype=dtype, trainable=trainable)
+                 input_shape: Any = None, trainable: bool = True):  # fmt: skip
+        self._axis = _args.axis(axis, "axis", type(self).__name__, several=False)
+        super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     axis = property(lambda self: self._axis)
 
@@ -241,16 +224,8 @@ class Concatenate(Layer):
                 f"{', '.join(format_shape(s) for s in shapes)}."
             )
         axis = self._resolved_axis(rank)
-        if self.built:
-            if len(shapes) != len(self._build_shape):
-                raise ValueError(
-                    f"{self._where()} was built for {len(self._build_shape)} inputs "
-                    f"{format_shape(self._build_shape)}; got {len(shapes)} inputs "
-                    f"{format_shape(shapes)}."
-                )
-            pairs = [(s, b) for s, b in zip(shapes, self._build_shape, strict=True)]
-        else:
-            pairs = []
+        self._check_built_count(shapes)
+        pairs = list(zip(shapes, self._build_shape, strict=True)) if self.built else []
         mismatch = any(
             len({d for d in (s[a] for s in shapes) if d is not None}) > 1
             for a in range(rank) if a != axis

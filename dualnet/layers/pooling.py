@@ -8,7 +8,9 @@ Window pooling reduces, per channel, a window of ``pool_size`` positions that mo
 
 * ``padding="valid"``: no padding, ``out = floor((n − k) / s) + 1`` (needs ``n >= k``);
 * ``padding="same"``: TensorFlow's rule, ``out = ceil(n / s)``, ``total = max(0, (out − 1)·s +
-  k − n)``, ``before = total // 2`` and the odd position at the **end**.
+  k − n)``, ``before = total // 2`` and the odd position at the **end** (the rule convolutions
+  follow, :func:`dualnet.layers._spatial.same_padding`; per layer
+  :meth:`MaxPooling2D.padding_amounts`).
 
 Padded positions are not data: they never win a max, and a mean divides by the number of *real*
 positions in its window (Keras's rule; a border window of a 3x3 mean with one padded row
@@ -43,8 +45,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from dualnet.layers import _args
-from dualnet.layers.base import Layer
+from dualnet.layers import _args, _spatial
+
+# The torch backend imports these two from here; they live in _spatial, shared with the other
+# spatial layers.
+from dualnet.layers._spatial import same_padding as same_padding
+from dualnet.layers._spatial import spatial_axes as spatial_axes
+from dualnet.layers.base import Layer, format_shape
 
 __all__ = [
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D",
@@ -53,39 +60,6 @@ __all__ = [
 ]  # fmt: skip
 
 PADDINGS = ("valid", "same")
-
-
-def same_padding(n: int, k: int, s: int) -> tuple[int, int]:
-    """TensorFlow's ``"same"`` padding of one axis of length ``n`` for a window ``k`` and stride
-    ``s``: ``(before, after)``, the odd position at the end."""
-    out = -(-n // s)  # ceil(n / s)
-    # max(0, ...): with s > k the last window may end before the input does; nothing is padded.
-    total = max(0, (out - 1) * s + k - n)
-    return total // 2, total - total // 2
-
-
-def pooled_length(n: int | None, k: int, s: int, padding: str) -> int | None:
-    """Output length of one axis (None stays None)."""
-    if n is None:
-        return None
-    if padding == "same":
-        return -(-n // s)
-    return (n - k) // s + 1
-
-
-def spatial_axes(ndim: int, data_format: str) -> tuple[int, ...]:
-    """The spatial axes of a rank-``ndim`` input (batch first)."""
-    return tuple(range(2, ndim)) if data_format == "channels_first" else tuple(range(1, ndim - 1))
-
-
-_LAYOUT = {
-    (1, "channels_last"): "batch, steps, channels",
-    (1, "channels_first"): "batch, channels, steps",
-    (2, "channels_last"): "batch, rows, cols, channels",
-    (2, "channels_first"): "batch, channels, rows, cols",
-    (3, "channels_last"): "batch, dim1, dim2, dim3, channels",
-    (3, "channels_first"): "batch, channels, dim1, dim2, dim3",
-}
 
 
 def _document(template: str, **fields: Any):
@@ -100,7 +74,8 @@ def _document(template: str, **fields: Any):
 
 class _WindowPooling(Layer):
     """Shared by Max/AveragePooling1D/2D/3D: arguments, shape rule, config (see the module
-    docstring for the math)."""
+    docstring for the math). Its constructor is AveragePooling's (``pool_size`` required, as
+    Keras); MaxPooling's restate it with their default ``pool_size``."""
 
     # Number of spatial axes, and "max" or "average"; set by each public class.
     spatial_dims: ClassVar[int]
@@ -128,22 +103,33 @@ class _WindowPooling(Layer):
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         shape = tuple(shape)
         n = self.spatial_dims
-        self._check_rank(shape, n + 2, _LAYOUT[n, self.data_format])
+        self._check_rank(shape, n + 2, _spatial.layout(n, self.data_format))
         if self.padding == "valid":
-            sizes = [shape[a] for a in spatial_axes(n + 2, self.data_format)]
+            sizes = [shape[a] for a in _spatial.spatial_axes(n + 2, self.data_format)]
             if any(d is not None and d < k for d, k in zip(sizes, self.pool_size, strict=True)):
                 raise ValueError(
                     f"{self._where()} expects spatial dimensions >= pool_size={self.pool_size} "
-                    f"with padding='valid', got shape {shape} "
-                    f"({self.data_format}: spatial dimensions {tuple(sizes)})."
+                    f"with padding='valid', got shape {format_shape(shape)} "
+                    f"({self.data_format}: spatial dimensions {format_shape(tuple(sizes))})."
                 )
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        out = list(input_shape)
-        axes = spatial_axes(len(out), self.data_format)
-        for axis, k, s in zip(axes, self.pool_size, self.strides, strict=True):
-            out[axis] = pooled_length(out[axis], k, s, self.padding)
-        return tuple(out)
+        return _spatial.map_spatial(
+            input_shape, self.data_format,
+            lambda n, i: _spatial.output_length(n, self.pool_size[i], self.strides[i],
+                                                self.padding),
+        )  # fmt: skip
+
+    def padding_amounts(self, spatial_shape: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """``(before, after)`` padding per spatial axis for inputs of these spatial sizes: none
+        for ``"valid"``, TensorFlow's rule for ``"same"`` (the module docstring); the padded
+        positions are not data (never the max, not counted in a mean)."""
+        if self.padding == "valid":
+            return tuple((0, 0) for _ in spatial_shape)
+        return tuple(
+            _spatial.same_padding(int(n), k, s)
+            for n, k, s in zip(spatial_shape, self.pool_size, self.strides, strict=True)
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -223,8 +209,8 @@ _AVG_DOC = """Average pooling over {n}-D windows: the mean of the real positions
 
 def _fields(n: int, default: str = "") -> dict[str, Any]:
     return {"n": n, "ints": "1 int" if n == 1 else f"{n} ints", "default": default,
-            "layout_last": _LAYOUT[n, "channels_last"],
-            "layout_first": _LAYOUT[n, "channels_first"]}  # fmt: skip
+            "layout_last": _spatial.layout(n, "channels_last"),
+            "layout_first": _spatial.layout(n, "channels_first")}  # fmt: skip
 
 
 @_document(_MAX_DOC, **_fields(1, "2"))
@@ -264,33 +250,15 @@ class MaxPooling3D(_WindowPooling):
 class AveragePooling1D(_WindowPooling):
     spatial_dims, mode = 1, "average"
 
-    def __init__(self, pool_size: Any, strides: Any = None, padding: str = "valid",
-                 data_format: str | None = None, *, name: str | None = None, dtype: Any = None,
-                 input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        super().__init__(pool_size, strides, padding, data_format, name=name, dtype=dtype,
-                         input_shape=input_shape, trainable=trainable)  # fmt: skip
-
 
 @_document(_AVG_DOC, **_fields(2))
 class AveragePooling2D(_WindowPooling):
     spatial_dims, mode = 2, "average"
 
-    def __init__(self, pool_size: Any, strides: Any = None, padding: str = "valid",
-                 data_format: str | None = None, *, name: str | None = None, dtype: Any = None,
-                 input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        super().__init__(pool_size, strides, padding, data_format, name=name, dtype=dtype,
-                         input_shape=input_shape, trainable=trainable)  # fmt: skip
-
 
 @_document(_AVG_DOC, **_fields(3))
 class AveragePooling3D(_WindowPooling):
     spatial_dims, mode = 3, "average"
-
-    def __init__(self, pool_size: Any, strides: Any = None, padding: str = "valid",
-                 data_format: str | None = None, *, name: str | None = None, dtype: Any = None,
-                 input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        super().__init__(pool_size, strides, padding, data_format, name=name, dtype=dtype,
-                         input_shape=input_shape, trainable=trainable)  # fmt: skip
 
 
 class _GlobalPooling(Layer):
@@ -312,11 +280,11 @@ class _GlobalPooling(Layer):
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         self._check_rank(tuple(shape), self.spatial_dims + 2,
-                         _LAYOUT[self.spatial_dims, self.data_format])  # fmt: skip
+                         _spatial.layout(self.spatial_dims, self.data_format))  # fmt: skip
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         shape = tuple(input_shape)
-        axes = spatial_axes(len(shape), self.data_format)
+        axes = _spatial.spatial_axes(len(shape), self.data_format)
         if self.keepdims:
             return tuple(1 if i in axes else d for i, d in enumerate(shape))
         return tuple(d for i, d in enumerate(shape) if i not in axes)

@@ -62,14 +62,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from dualnet import random as _random
-from dualnet.errors import bad_type, bad_value
-from dualnet.layers import _args
-from dualnet.layers.base import Layer, check_dtype, check_name, check_shape, format_shape
+from dualnet.layers import _args, _spatial
+from dualnet.layers.base import Layer, check_layer_arguments, format_shape
 
 __all__ = ["Dropout", "GaussianDropout", "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D"]
 
@@ -104,31 +103,19 @@ def compute_dtype(dtype: str) -> str:
     return "float32" if dtype in ("float16", "bfloat16") else dtype
 
 
-def _seed(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise bad_type("seed", value, "None or a non-negative int", where=where)
-    if value < 0:
-        raise bad_value("seed", value, "None or a non-negative int", where=where)
-    return int(value)
-
-
 class _RandomLayer(Layer):
     """Shared by the five layers: the seed, the count of training calls, the base checks."""
 
-    def __init__(self, seed: Any, *, where: str, name: str | None, dtype: Any,
-                 input_shape: Any, trainable: bool):  # fmt: skip
-        seed = _seed(seed, where)
+    runtime_state: ClassVar[tuple[str, ...]] = ("_training_calls",)  # the next mask
+
+    def __init__(self, seed: Any, *, name: str | None, dtype: Any, input_shape: Any,
+                 trainable: bool):  # fmt: skip
+        where = type(self).__name__
+        seed = _args.seed(seed, "seed", where)
         # Every check before the global generator is touched: a failed construction must not
         # change which seeds later layers and initializers draw.
-        check_dtype(dtype, where=where)
-        if name is not None:
-            check_name(name, where=where)
-        if input_shape is not None:
-            check_shape(input_shape, argument="input_shape", where=where)
-        if not isinstance(trainable, bool):
-            raise bad_type("trainable", trainable, "a bool", where=where)
+        check_layer_arguments(where, name=name, dtype=dtype, input_shape=input_shape,
+                              trainable=trainable)  # fmt: skip
         self._seed = _random.draw_seed() if seed is None else seed
         self._training_calls = 0
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
@@ -184,21 +171,9 @@ class Dropout(_RandomLayer):
                  trainable: bool = True):  # fmt: skip
         where = type(self).__name__
         self._rate = _args.real(rate, "rate", where, low=0.0, high=1.0)
-        self._noise_shape = self._check_noise_shape(noise_shape, where)
-        super().__init__(seed, where=where, name=name, dtype=dtype, input_shape=input_shape,
+        self._noise_shape = _args.batch_shape(noise_shape, "noise_shape", where)
+        super().__init__(seed, name=name, dtype=dtype, input_shape=input_shape,
                          trainable=trainable)  # fmt: skip
-
-    @staticmethod
-    def _check_noise_shape(value: Any, where: str) -> tuple[int | None, ...] | None:
-        if value is None:
-            return None
-        expected = "None or a tuple of positive ints or None, batch dimension included"
-        if not isinstance(value, tuple | list) or not value:
-            raise bad_type("noise_shape", value, expected, where=where)
-        for dim in value:
-            if dim is not None and (not _args.is_int(dim) or dim <= 0):
-                raise bad_value("noise_shape", tuple(value), expected, where=where)
-        return tuple(None if d is None else int(d) for d in value)
 
     rate = property(lambda self: self._rate)
     noise_shape = property(lambda self: self._noise_shape)
@@ -246,7 +221,29 @@ class Dropout(_RandomLayer):
         return {**super().get_config(), "rate": self.rate, "noise_shape": ns}
 
 
-class SpatialDropout1D(Dropout):
+class _SpatialDropout(Dropout):
+    """Shared by SpatialDropout1D/2D: one mask value per sample and channel, broadcast over the
+    spatial axes (``noise_shape`` is 1 there and not an argument)."""
+
+    spatial_dims: ClassVar[int]
+    # Keras's SpatialDropout1D takes no data_format: its inputs are channels last.
+    _data_format = "channels_last"
+
+    def check_input_shape(self, shape: Sequence[int | None]) -> None:
+        self._check_rank(tuple(shape), self.spatial_dims + 2,
+                         _spatial.layout(self.spatial_dims, self._data_format))  # fmt: skip
+
+    def _resolve(self, shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        spatial = _spatial.spatial_axes(len(shape), self._data_format)
+        return tuple(1 if axis in spatial else d for axis, d in enumerate(shape))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        del config["noise_shape"]
+        return config
+
+
+class SpatialDropout1D(_SpatialDropout):
     """Dropout of whole feature channels of a sequence: the mask has shape ``(batch, 1, C)``,
     so a dropped channel is zero at every step (the same rule as :class:`Dropout` otherwise).
 
@@ -263,24 +260,15 @@ class SpatialDropout1D(Dropout):
         ``(batch, steps, channels)``, unchanged.
     """
 
+    spatial_dims = 1
+
     def __init__(self, rate: float, seed: int | None = None, *, name: str | None = None,
                  dtype: Any = None, input_shape: Any = None, trainable: bool = True):  # fmt: skip
         super().__init__(rate, None, seed, name=name, dtype=dtype, input_shape=input_shape,
                          trainable=trainable)  # fmt: skip
 
-    def check_input_shape(self, shape: Sequence[int | None]) -> None:
-        self._check_rank(tuple(shape), 3, "batch, steps, channels")
 
-    def _resolve(self, shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (shape[0], 1, shape[2])
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        del config["noise_shape"]
-        return config
-
-
-class SpatialDropout2D(Dropout):
+class SpatialDropout2D(_SpatialDropout):
     """Dropout of whole feature maps: the mask has shape ``(batch, 1, 1, C)`` (channels_last)
     or ``(batch, C, 1, 1)`` (channels_first); otherwise as :class:`Dropout`.
 
@@ -294,31 +282,23 @@ class SpatialDropout2D(Dropout):
         name, dtype, input_shape, trainable: see :class:`Layer`.
 
     Shape:
-        ``(batch, H, W, C)`` or ``(batch, C, H, W)``, unchanged.
+        ``(batch, height, width, channels)`` or ``(batch, channels, height, width)``,
+        unchanged.
     """
+
+    spatial_dims = 2
 
     def __init__(self, rate: float, data_format: str | None = None, seed: int | None = None, *,
                  name: str | None = None, dtype: Any = None, input_shape: Any = None,
                  trainable: bool = True):  # fmt: skip
-        self._data_format = _args.data_format(data_format, "SpatialDropout2D")
+        self._data_format = _args.data_format(data_format, type(self).__name__)
         super().__init__(rate, None, seed, name=name, dtype=dtype, input_shape=input_shape,
                          trainable=trainable)  # fmt: skip
 
     data_format = property(lambda self: self._data_format)
 
-    def check_input_shape(self, shape: Sequence[int | None]) -> None:
-        what = "batch, H, W, C" if self._data_format == "channels_last" else "batch, C, H, W"
-        self._check_rank(tuple(shape), 4, what)
-
-    def _resolve(self, shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        if self._data_format == "channels_last":
-            return (shape[0], 1, 1, shape[3])
-        return (shape[0], shape[1], 1, 1)
-
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        del config["noise_shape"]
-        return {**config, "data_format": self.data_format}
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 class GaussianNoise(_RandomLayer):
@@ -340,9 +320,8 @@ class GaussianNoise(_RandomLayer):
 
     def __init__(self, stddev: float, seed: int | None = None, *, name: str | None = None,
                  dtype: Any = None, input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        where = "GaussianNoise"
-        self._stddev = _args.real(stddev, "stddev", where, low=0.0, high=1.0)
-        super().__init__(seed, where=where, name=name, dtype=dtype, input_shape=input_shape,
+        self._stddev = _args.real(stddev, "stddev", type(self).__name__, low=0.0, high=1.0)
+        super().__init__(seed, name=name, dtype=dtype, input_shape=input_shape,
                          trainable=trainable)  # fmt: skip
 
     stddev = property(lambda self: self._stddev)
@@ -380,9 +359,9 @@ class GaussianDropout(_RandomLayer):
 
     def __init__(self, rate: float, seed: int | None = None, *, name: str | None = None,
                  dtype: Any = None, input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        where = "GaussianDropout"
-        self._rate = _args.real(rate, "rate", where, low=0.0, high=1.0, high_open=True)
-        super().__init__(seed, where=where, name=name, dtype=dtype, input_shape=input_shape,
+        self._rate = _args.real(rate, "rate", type(self).__name__, low=0.0, high=1.0,
+                                high_open=True)  # fmt: skip
+        super().__init__(seed, name=name, dtype=dtype, input_shape=input_shape,
                          trainable=trainable)  # fmt: skip
 
     rate = property(lambda self: self._rate)

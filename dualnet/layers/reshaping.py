@@ -27,9 +27,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from dualnet.errors import bad_type, bad_value
-from dualnet.layers import _args
-from dualnet.layers.base import Layer
+from dualnet.layers import _args, _spatial
+from dualnet.layers.base import Layer, format_shape
 
 __all__ = [
     "Cropping1D", "Cropping2D", "Flatten", "Permute", "RepeatVector", "Reshape", "UpSampling1D",
@@ -37,31 +36,6 @@ __all__ = [
 ]  # fmt: skip
 
 INTERPOLATIONS = ("nearest", "bilinear")
-
-
-def _spatial_axes(data_format: str, ndim: int) -> tuple[int, ...]:
-    return tuple(range(2, ndim)) if data_format == "channels_first" else tuple(range(1, ndim - 1))
-
-
-def _two_pairs(value: Any, argument: str, where: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Keras's 2-D padding/cropping forms: an int ``p`` (all four sides), ``(h, w)`` (symmetric
-    per axis) or ``((top, bottom), (left, right))``; every amount an int >= 0."""
-    expected = ("an int >= 0, a tuple of 2 ints (height, width) or a tuple of 2 pairs "
-                "((top, bottom), (left, right)) of ints >= 0")  # fmt: skip
-    if _args.is_int(value):
-        value = (value, value)
-    if not isinstance(value, tuple | list) or len(value) != 2:
-        raise bad_type(argument, value, expected, where=where)
-    pairs = []
-    for item in value:
-        pair = (item, item) if _args.is_int(item) else item
-        if (not isinstance(pair, tuple | list) or len(pair) != 2
-                or not all(_args.is_int(v) for v in pair)):  # fmt: skip
-            raise bad_type(argument, value, expected, where=where)
-        if any(v < 0 for v in pair):
-            raise bad_value(argument, value, expected, where=where)
-        pairs.append((int(pair[0]), int(pair[1])))
-    return pairs[0], pairs[1]
 
 
 class Flatten(Layer):
@@ -97,7 +71,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format: str | None = None, *, name: str | None = None,
                  dtype: Any = None, input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        self._data_format = _args.data_format(data_format, "Flatten")
+        self._data_format = _args.data_format(data_format, type(self).__name__)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     data_format = property(lambda self: self._data_format)
@@ -134,16 +108,7 @@ class Reshape(Layer):
 
     def __init__(self, target_shape: Sequence[int], *, name: str | None = None,
                  dtype: Any = None, input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        where = "Reshape"
-        expected = "a tuple of positive ints with at most one -1 (batch axis excluded)"
-        if not isinstance(target_shape, tuple | list) or not all(
-            _args.is_int(d) for d in target_shape
-        ):
-            raise bad_type("target_shape", target_shape, expected, where=where)
-        target = tuple(int(d) for d in target_shape)
-        if any(d == 0 or d < -1 for d in target) or target.count(-1) > 1:
-            raise bad_value("target_shape", target_shape, expected, where=where)
-        self._target_shape = target
+        self._target_shape = _args.target_shape(target_shape, "target_shape", type(self).__name__)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     target_shape = property(lambda self: self._target_shape)
@@ -165,7 +130,8 @@ class Reshape(Layer):
             need = f"a multiple of {known}" if -1 in self.target_shape else str(known)
             raise ValueError(
                 f"{self._where()} expects {need} elements per sample for "
-                f"target_shape={self.target_shape}, got shape {shape} ({size} per sample)."
+                f"target_shape={self.target_shape}, got shape {format_shape(shape)} ({size} per "
+                "sample)."
             )
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
@@ -197,14 +163,7 @@ class Permute(Layer):
 
     def __init__(self, dims: Sequence[int], *, name: str | None = None, dtype: Any = None,
                  input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        where = "Permute"
-        expected = "a permutation of 1..k (1-based, batch axis excluded), e.g. (2, 1)"
-        if (not isinstance(dims, tuple | list) or not dims
-                or not all(_args.is_int(d) for d in dims)):  # fmt: skip
-            raise bad_type("dims", dims, expected, where=where)
-        if sorted(int(d) for d in dims) != list(range(1, len(dims) + 1)):
-            raise bad_value("dims", dims, expected, where=where)
-        self._dims = tuple(int(d) for d in dims)
+        self._dims = _args.permutation(dims, "dims", type(self).__name__)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     dims = property(lambda self: self._dims)
@@ -236,7 +195,7 @@ class RepeatVector(Layer):
 
     def __init__(self, n: int, *, name: str | None = None, dtype: Any = None,
                  input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        self._n = _args.positive_int(n, "n", "RepeatVector")
+        self._n = _args.positive_int(n, "n", type(self).__name__)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     n = property(lambda self: self._n)
@@ -272,7 +231,7 @@ class ZeroPadding1D(Layer):
     def __init__(self, padding: Any = 1, data_format: str | None = None, *,
                  name: str | None = None, dtype: Any = None, input_shape: Any = None,
                  trainable: bool = True):  # fmt: skip
-        where = "ZeroPadding1D"
+        where = type(self).__name__
         self._padding = _args.int_tuple(padding, 2, "padding", where, minimum=0)
         self._data_format = _args.data_format(data_format, where)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
@@ -281,15 +240,11 @@ class ZeroPadding1D(Layer):
     data_format = property(lambda self: self._data_format)
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
-        layout = ("batch, channels, steps" if self.data_format == "channels_first"
-                  else "batch, steps, channels")  # fmt: skip
-        self._check_rank(tuple(shape), 3, layout)
+        self._check_rank(tuple(shape), 3, _spatial.layout(1, self.data_format))
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        out = list(input_shape)
-        (axis,) = _spatial_axes(self.data_format, 3)
-        out[axis] = None if out[axis] is None else out[axis] + sum(self.padding)
-        return tuple(out)
+        return _spatial.map_spatial(input_shape, self.data_format,
+                                    lambda n, _: n + sum(self.padding))  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "padding": self.padding, "data_format": self.data_format}
@@ -313,15 +268,15 @@ class ZeroPadding2D(Layer):
         name, dtype, input_shape, trainable: see :class:`~dualnet.layers.base.Layer`.
 
     Shape:
-        input ``(batch, rows, cols, channels)`` (channels_last), output
-        ``(batch, top + rows + bottom, left + cols + right, channels)``.
+        input ``(batch, height, width, channels)`` (channels_last), output
+        ``(batch, top + height + bottom, left + width + right, channels)``.
     """
 
     def __init__(self, padding: Any = (1, 1), data_format: str | None = None, *,
                  name: str | None = None, dtype: Any = None, input_shape: Any = None,
                  trainable: bool = True):  # fmt: skip
-        where = "ZeroPadding2D"
-        self._padding = _two_pairs(padding, "padding", where)
+        where = type(self).__name__
+        self._padding = _args.int_pairs(padding, 2, "padding", where)
         self._data_format = _args.data_format(data_format, where)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
@@ -329,15 +284,11 @@ class ZeroPadding2D(Layer):
     data_format = property(lambda self: self._data_format)
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
-        layout = ("batch, channels, rows, cols" if self.data_format == "channels_first"
-                  else "batch, rows, cols, channels")  # fmt: skip
-        self._check_rank(tuple(shape), 4, layout)
+        self._check_rank(tuple(shape), 4, _spatial.layout(2, self.data_format))
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        out = list(input_shape)
-        for axis, pair in zip(_spatial_axes(self.data_format, 4), self.padding, strict=True):
-            out[axis] = None if out[axis] is None else out[axis] + sum(pair)
-        return tuple(out)
+        return _spatial.map_spatial(input_shape, self.data_format,
+                                    lambda n, i: n + sum(self.padding[i]))  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "padding": self.padding, "data_format": self.data_format}
@@ -359,23 +310,24 @@ class Cropping1D(Layer):
 
     def __init__(self, cropping: Any = (1, 1), *, name: str | None = None, dtype: Any = None,
                  input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        self._cropping = _args.int_tuple(cropping, 2, "cropping", "Cropping1D", minimum=0)
+        self._cropping = _args.int_tuple(cropping, 2, "cropping", type(self).__name__,
+                                         minimum=0)  # fmt: skip
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     cropping = property(lambda self: self._cropping)
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         shape = tuple(shape)
-        self._check_rank(shape, 3, "batch, steps, channels")
+        self._check_rank(shape, 3, _spatial.layout(1, "channels_last"))
         if shape[1] is not None and sum(self.cropping) >= shape[1]:
             raise ValueError(
                 f"{self._where()} expects more than {sum(self.cropping)} steps for "
-                f"cropping={self.cropping}, got shape {shape}."
+                f"cropping={self.cropping}, got shape {format_shape(shape)}."
             )
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        batch, steps, channels = tuple(input_shape)
-        return (batch, None if steps is None else steps - sum(self.cropping), channels)
+        return _spatial.map_spatial(input_shape, "channels_last",
+                                    lambda n, _: n - sum(self.cropping))  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "cropping": self.cropping}
@@ -393,16 +345,16 @@ class Cropping2D(Layer):
         name, dtype, input_shape, trainable: see :class:`~dualnet.layers.base.Layer`.
 
     Shape:
-        input ``(batch, rows, cols, channels)`` (channels_last) with ``rows > top + bottom``
-        and ``cols > left + right``; output ``(batch, rows − top − bottom, cols − left −
-        right, channels)``.
+        input ``(batch, height, width, channels)`` (channels_last) with ``height > top +
+        bottom`` and ``width > left + right``; output ``(batch, height − top − bottom, width −
+        left − right, channels)``.
     """
 
     def __init__(self, cropping: Any = ((0, 0), (0, 0)), data_format: str | None = None, *,
                  name: str | None = None, dtype: Any = None, input_shape: Any = None,
                  trainable: bool = True):  # fmt: skip
-        where = "Cropping2D"
-        self._cropping = _two_pairs(cropping, "cropping", where)
+        where = type(self).__name__
+        self._cropping = _args.int_pairs(cropping, 2, "cropping", where)
         self._data_format = _args.data_format(data_format, where)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
@@ -411,23 +363,19 @@ class Cropping2D(Layer):
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         shape = tuple(shape)
-        layout = ("batch, channels, rows, cols" if self.data_format == "channels_first"
-                  else "batch, rows, cols, channels")  # fmt: skip
-        self._check_rank(shape, 4, layout)
-        sizes = [shape[a] for a in _spatial_axes(self.data_format, 4)]
+        self._check_rank(shape, 4, _spatial.layout(2, self.data_format))
+        sizes = [shape[a] for a in _spatial.spatial_axes(4, self.data_format)]
         if any(n is not None and sum(pair) >= n
                for n, pair in zip(sizes, self.cropping, strict=True)):  # fmt: skip
             raise ValueError(
-                f"{self._where()} expects rows > {sum(self.cropping[0])} and cols > "
-                f"{sum(self.cropping[1])} for cropping={self.cropping}, got shape {shape} "
-                f"({self.data_format})."
+                f"{self._where()} expects height > {sum(self.cropping[0])} and width > "
+                f"{sum(self.cropping[1])} for cropping={self.cropping}, got shape "
+                f"{format_shape(shape)} ({self.data_format})."
             )
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        out = list(input_shape)
-        for axis, pair in zip(_spatial_axes(self.data_format, 4), self.cropping, strict=True):
-            out[axis] = None if out[axis] is None else out[axis] - sum(pair)
-        return tuple(out)
+        return _spatial.map_spatial(input_shape, self.data_format,
+                                    lambda n, i: n - sum(self.cropping[i]))  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "cropping": self.cropping,
@@ -449,17 +397,17 @@ class UpSampling1D(Layer):
 
     def __init__(self, size: int = 2, *, name: str | None = None, dtype: Any = None,
                  input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        self._size = _args.positive_int(size, "size", "UpSampling1D")
+        self._size = _args.positive_int(size, "size", type(self).__name__)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     size = property(lambda self: self._size)
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
-        self._check_rank(tuple(shape), 3, "batch, steps, channels")
+        self._check_rank(tuple(shape), 3, _spatial.layout(1, "channels_last"))
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        batch, steps, channels = tuple(input_shape)
-        return (batch, None if steps is None else steps * self.size, channels)
+        return _spatial.map_spatial(input_shape, "channels_last",
+                                    lambda n, _: n * self.size)  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "size": self.size}
@@ -492,20 +440,20 @@ class UpSampling2D(Layer):
     area) are not offered.
 
     Args:
-        size: an int or ``(rows factor, cols factor)``, positive ints (default ``(2, 2)``).
+        size: an int or ``(height factor, width factor)``, positive ints (default ``(2, 2)``).
         data_format: ``"channels_last"`` (default) or ``"channels_first"``.
         interpolation: ``"nearest"`` (default) or ``"bilinear"``.
         name, dtype, input_shape, trainable: see :class:`~dualnet.layers.base.Layer`.
 
     Shape:
-        input ``(batch, rows, cols, channels)`` (channels_last), output
-        ``(batch, sh·rows, sw·cols, channels)``.
+        input ``(batch, height, width, channels)`` (channels_last), output
+        ``(batch, sh·height, sw·width, channels)``.
     """
 
     def __init__(self, size: Any = (2, 2), data_format: str | None = None,
                  interpolation: str = "nearest", *, name: str | None = None, dtype: Any = None,
                  input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        where = "UpSampling2D"
+        where = type(self).__name__
         self._size = _args.int_tuple(size, 2, "size", where)
         self._data_format = _args.data_format(data_format, where)
         self._interpolation = _args.choice(interpolation, INTERPOLATIONS, "interpolation", where)
@@ -516,15 +464,11 @@ class UpSampling2D(Layer):
     interpolation = property(lambda self: self._interpolation)
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
-        layout = ("batch, channels, rows, cols" if self.data_format == "channels_first"
-                  else "batch, rows, cols, channels")  # fmt: skip
-        self._check_rank(tuple(shape), 4, layout)
+        self._check_rank(tuple(shape), 4, _spatial.layout(2, self.data_format))
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        out = list(input_shape)
-        for axis, factor in zip(_spatial_axes(self.data_format, 4), self.size, strict=True):
-            out[axis] = None if out[axis] is None else out[axis] * factor
-        return tuple(out)
+        return _spatial.map_spatial(input_shape, self.data_format,
+                                    lambda n, i: n * self.size[i])  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "size": self.size, "data_format": self.data_format,

@@ -5,7 +5,8 @@ Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D.
     conv = dn.layers.Conv2D(8, 3, strides=2, padding="same")   # (B, 16, 16, 3) -> (B, 8, 8, 8)
 
 Every layer here shares :class:`BaseConv`: argument validation, the padding rule, shapes and the
-config. The arithmetic of the padding rules lives here too (:meth:`BaseConv.padding_amounts`,
+config. The padding amounts are computed here too (:meth:`BaseConv.padding_amounts`, with the
+``same`` rule pooling also follows, :func:`dualnet.layers._spatial.same_padding`;
 :meth:`ConvTranspose.crop_axes`), so both backends apply the same numbers.
 
 Where torch and Keras differ
@@ -66,7 +67,6 @@ from __future__ import annotations
 
 from dualnet.layers.convolutional.base_conv import BaseConv as BaseConv
 from dualnet.layers.convolutional.base_conv import CropAxis as CropAxis
-from dualnet.layers.convolutional.base_conv import same_padding as same_padding
 from dualnet.layers.convolutional.conv import Conv as Conv
 from dualnet.layers.convolutional.conv import Conv1D, Conv2D, Conv3D
 from dualnet.layers.convolutional.conv_transpose import Conv1DTranspose, Conv2DTranspose

@@ -9,18 +9,8 @@ from typing import Any, ClassVar
 
 from dualnet import activations as _activations
 from dualnet import initializers as _initializers
-from dualnet.layers import _args
-from dualnet.layers.base import Layer, check_dtype, check_name, check_shape
-
-_SPATIAL_NAMES = {1: "steps", 2: "height, width", 3: "depth, height, width"}
-
-
-def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TensorFlow's ``same`` padding of one axis: ``(before, after)``, the odd pixel after."""
-    effective = dilation * (kernel - 1) + 1
-    out = -(-size // stride)  # ceil(size / stride): the output length of `same`
-    total = max(0, (out - 1) * stride + effective - size)
-    return total // 2, total - total // 2
+from dualnet.layers import _args, _spatial
+from dualnet.layers.base import Layer, WeightSpec, format_shape
 
 
 @dataclass(frozen=True)
@@ -61,8 +51,8 @@ class BaseConv(Layer):
     module docstring); rank and channel checks; ``get_config``.
 
     Subclasses set ``rank`` and ``_paddings``, call :meth:`_configure` first and
-    :meth:`_finish` last in ``__init__``, and implement :meth:`declare_weights`,
-    :meth:`_output_length` and :meth:`_config`.
+    :meth:`_finish` last in ``__init__``, implement :meth:`declare_weights` (ending with
+    :meth:`_with_bias`), and add their own arguments to :meth:`_config`.
     """
 
     rank: ClassVar[int] = 2
@@ -90,21 +80,15 @@ class BaseConv(Layer):
 
     def _finish(self, *, activation: Any, use_bias: Any, name: Any, dtype: Any,
                 input_shape: Any, trainable: Any, **initializers: Any) -> None:  # fmt: skip
-        """The remaining checks, then the initializers (they draw seeds: every other argument
-        is checked first, so a failed construction leaves dualnet's generator untouched), then
-        :class:`Layer`'s own arguments."""
+        """The remaining checks, then the initializers (they may draw seeds: every other
+        argument is checked first, :func:`dualnet.layers._args.initializers`), then
+        :class:`Layer`'s setup."""
         where = type(self).__name__
         self._activation = _args.activation(activation, where)
         self._use_bias = _args.boolean(use_bias, "use_bias", where)
-        check_dtype(dtype, where=where)
-        if name is not None:
-            check_name(name, where=where)
-        if input_shape is not None:
-            check_shape(input_shape, argument="input_shape", where=where)
-        self._initializers = {
-            argument: _args.initializer(value, argument, where)
-            for argument, value in initializers.items()
-        }
+        self._initializers = _args.initializers(where, name=name, dtype=dtype,
+                                                input_shape=input_shape, trainable=trainable,
+                                                **initializers)  # fmt: skip
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
 
     # -- read-only configuration ----------------------------------------------------------
@@ -120,13 +104,14 @@ class BaseConv(Layer):
 
     @property
     def channel_axis(self) -> int:
-        """The channel axis of the input and output (batch axis 0 included)."""
-        return -1 if self._data_format == "channels_last" else 1
+        """The channel axis of the input and output, non-negative (batch axis 0): ``rank + 1``
+        for channels_last, 1 for channels_first."""
+        return _spatial.channel_axis(self.rank + 2, self._data_format)
 
     @property
     def spatial_axes(self) -> tuple[int, ...]:
-        start = 1 if self._data_format == "channels_last" else 2
-        return tuple(range(start, start + self.rank))
+        """The spatial axes of the input and output (batch axis 0)."""
+        return _spatial.spatial_axes(self.rank + 2, self._data_format)
 
     @property
     def in_channels(self) -> int | None:
@@ -151,44 +136,35 @@ class BaseConv(Layer):
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         shape = tuple(shape)
-        spatial = _SPATIAL_NAMES[self.rank]
-        what = (
-            f"batch, {spatial}, channels" if self._data_format == "channels_last"
-            else f"batch, channels, {spatial}"
-        )  # fmt: skip
-        self._check_rank(shape, self.rank + 2, what)
+        self._check_rank(shape, self.rank + 2, _spatial.layout(self.rank, self._data_format))
         channels = shape[self.channel_axis]
         if channels is None:
-            axis = self.channel_axis % len(shape)
             raise ValueError(
-                f"{self._where()} expects a known channel dimension (axis {axis}, data_format="
-                f"{self._data_format!r}), got shape {shape}."
+                f"{self._where()} expects a known channel dimension (axis {self.channel_axis}, "
+                f"data_format={self._data_format!r}), got shape {format_shape(shape)}."
             )
         self._check_channels(channels, shape)
-        self._check_same_as_built(shape, [self.channel_axis % len(shape)])
-        for axis in self.spatial_axes:
+        self._check_same_as_built(shape, [self.channel_axis])
+        for i, axis in enumerate(self.spatial_axes):
             n = shape[axis]
-            if n is not None and self._output_length(n, axis - self.spatial_axes[0]) < 1:
+            if n is not None and self._output_length(n, i) < 1:
                 raise ValueError(self._too_small(shape, axis))
 
     def _too_small(self, shape: tuple[int | None, ...], axis: int) -> str:
         return (
             f"{self._where()} with padding={self._padding!r} expects each spatial size to be at "
             f"least the dilated kernel size {self.effective_kernel_size} (dilation_rate="
-            f"{self._dilation_rate}); got input shape {shape} (axis {axis}: {shape[axis]})."
+            f"{self._dilation_rate}); got input shape {format_shape(shape)} (axis {axis}: "
+            f"{shape[axis]})."
         )
 
     def _output_length(self, n: int, i: int) -> int:
         """Output length along spatial axis ``i`` (0-based) for an input of length ``n``."""
         k, s = self.effective_kernel_size[i], self._strides[i]
-        if self._padding == "valid":
-            return (n - k) // s + 1 if n >= k else 0
-        return -(-n // s)  # same and causal: ceil(n / s)
+        return _spatial.output_length(n, k, s, self._padding)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        shape = list(input_shape)
-        for i, axis in enumerate(self.spatial_axes):
-            shape[axis] = None if shape[axis] is None else self._output_length(shape[axis], i)
+        shape = list(_spatial.map_spatial(input_shape, self._data_format, self._output_length))
         shape[self.channel_axis] = self.out_channels
         return tuple(shape)
 
@@ -199,7 +175,7 @@ class BaseConv(Layer):
         for n, k, s, d in zip(spatial_shape, self._kernel_size, self._strides,
                               self._dilation_rate, strict=True):  # fmt: skip
             if self._padding == "same":
-                out.append(same_padding(int(n), k, s, d))
+                out.append(_spatial.same_padding(int(n), k, s, d))
             elif self._padding == "causal":
                 out.append((d * (k - 1), 0))  # the past only: y[t] sees x[t - d(k-1) .. t]
             else:
@@ -208,8 +184,25 @@ class BaseConv(Layer):
 
     # -- config ---------------------------------------------------------------------------
 
+    def _with_bias(self, specs: list[WeightSpec], units: int,
+                   fans: tuple[int, int]) -> list[WeightSpec]:  # fmt: skip
+        """``specs`` (the kernels), then with ``use_bias`` a ``bias (units,)``, Keras's order;
+        ``fans`` are those of torch's module that owns the bias (its "standard" initializer
+        draws U(±1/√fan_in) from them)."""
+        if self._use_bias:
+            specs.append(WeightSpec(name="bias", shape=(units,),
+                                    initializer=self.bias_initializer, fans=fans))  # fmt: skip
+        return specs
+
     def _config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The constructor arguments but activation, use_bias and the initializers (which
+        :meth:`get_config` adds); subclasses add theirs."""
+        filters = {} if self._filters is None else {"filters": self._filters}
+        return {
+            **filters, "kernel_size": self._kernel_size, "strides": self._strides,
+            "padding": self._padding, "data_format": self._data_format,
+            "dilation_rate": self._dilation_rate,
+        }  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
         config = {**super().get_config(), **self._config()}

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from dualnet import initializers as _initializers
 from dualnet.errors import bad_value
 from dualnet.layers import _args
-from dualnet.layers.base import WeightSpec
+from dualnet.layers.base import WeightSpec, format_shape
 from dualnet.layers.convolutional.base_conv import BaseConv
 
 # --------------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ class Conv(BaseConv):
         if channels % self._groups:
             raise ValueError(
                 f"{self._where()}: groups={self._groups} expects input channels divisible by "
-                f"it; got {channels} channels (input shape {shape})."
+                f"it; got {channels} channels (input shape {format_shape(shape)})."
             )
 
     def declare_weights(self) -> list[WeightSpec]:
@@ -73,17 +73,10 @@ class Conv(BaseConv):
         fans = _initializers.compute_fans(shape)
         kernel = WeightSpec(name="kernel", shape=shape, initializer=self.kernel_initializer,
                             fans=fans)  # fmt: skip
-        if not self._use_bias:
-            return [kernel]
-        return [kernel, WeightSpec(name="bias", shape=(self._filters,),
-                                   initializer=self.bias_initializer, fans=fans)]  # fmt: skip
+        return self._with_bias([kernel], self._filters, fans)
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "filters": self._filters, "kernel_size": self._kernel_size, "strides": self._strides,
-            "padding": self._padding, "data_format": self._data_format,
-            "dilation_rate": self._dilation_rate, "groups": self._groups,
-        }  # fmt: skip
+        return {**super()._config(), "groups": self._groups}
 
 
 class Conv1D(Conv):

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from dualnet import initializers as _initializers
 from dualnet.errors import bad_value
 from dualnet.layers import _args
-from dualnet.layers.base import WeightSpec
+from dualnet.layers.base import WeightSpec, format_shape
 from dualnet.layers.convolutional.base_conv import BaseConv, CropAxis
 
 # --------------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ class ConvTranspose(BaseConv):
         return (
             f"{self._where()} with padding={self._padding!r} and output_padding="
             f"{self._output_padding} expects inputs giving a non-empty output; got input shape "
-            f"{shape} (axis {axis})."
+            f"{format_shape(shape)} (axis {axis})."
         )
 
     def declare_weights(self) -> list[WeightSpec]:
@@ -102,17 +102,10 @@ class ConvTranspose(BaseConv):
         fans = _initializers.compute_fans(shape)
         kernel = WeightSpec(name="kernel", shape=shape, initializer=self.kernel_initializer,
                             fans=fans)  # fmt: skip
-        if not self._use_bias:
-            return [kernel]
-        return [kernel, WeightSpec(name="bias", shape=(self._filters,),
-                                   initializer=self.bias_initializer, fans=fans)]  # fmt: skip
+        return self._with_bias([kernel], self._filters, fans)
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "filters": self._filters, "kernel_size": self._kernel_size, "strides": self._strides,
-            "padding": self._padding, "output_padding": self._output_padding,
-            "data_format": self._data_format, "dilation_rate": self._dilation_rate,
-        }  # fmt: skip
+        return {**super()._config(), "output_padding": self._output_padding}
 
 
 class Conv1DTranspose(ConvTranspose):
@@ -176,19 +169,7 @@ class Conv2DTranspose(ConvTranspose):
         filters)``. Weights: ``kernel (kh, kw, filters, channels)`` (torch: ``(channels,
         filters, kh, kw)``), ``bias (filters,)``.
 
-    torch | Keras | dualnet:
-
-    ====================  =================================  ==================================
-    torch                 Keras                              dualnet
-    ====================  =================================  ==================================
-    weight ``(in, out,    kernel ``(*k, out, in)``           Keras's
-    *k)``
-    output ``(n-1)·s -    ``same``: ``n·s``; ``valid``:      Keras's lengths, TensorFlow's
-    2p + k' + op``,       ``n·s + max(k' - s, 0)``           window (module docstring); torch's
-    window starts at p                                       ``(padding, output_padding)`` gives
-                                                             the same shape shifted by one row
-                                                             for ``k=3, s=2, same``
-    ====================  =================================  ==================================
+    torch | Keras | dualnet: as :class:`Conv1DTranspose` (weights and output window).
     """
 
     rank: ClassVar[int] = 2

@@ -99,17 +99,10 @@ class DepthwiseConv2D(BaseConv):
         fans = (taps, c * m * taps)
         kernel = WeightSpec(name="kernel", shape=shape, initializer=self.depthwise_initializer,
                             fans=fans)  # fmt: skip
-        if not self._use_bias:
-            return [kernel]
-        return [kernel, WeightSpec(name="bias", shape=(c * m,),
-                                   initializer=self.bias_initializer, fans=fans)]  # fmt: skip
+        return self._with_bias([kernel], c * m, fans)
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "kernel_size": self._kernel_size, "strides": self._strides, "padding": self._padding,
-            "depth_multiplier": self._depth_multiplier, "data_format": self._data_format,
-            "dilation_rate": self._dilation_rate,
-        }  # fmt: skip
+        return {**super()._config(), "depth_multiplier": self._depth_multiplier}
 
 
 class SeparableConv2D(BaseConv):
@@ -197,15 +190,8 @@ class SeparableConv2D(BaseConv):
             WeightSpec(name="pointwise_kernel", shape=pointwise_shape,
                        initializer=self.pointwise_initializer, fans=pointwise_fans),
         ]  # fmt: skip
-        if self._use_bias:  # torch's bias belongs to the pointwise Conv2d: its fans
-            bias = WeightSpec(name="bias", shape=(self._filters,),
-                              initializer=self.bias_initializer, fans=pointwise_fans)  # fmt: skip
-            specs.append(bias)
-        return specs
+        # torch's bias belongs to the pointwise Conv2d: its fans.
+        return self._with_bias(specs, self._filters, pointwise_fans)
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "filters": self._filters, "kernel_size": self._kernel_size, "strides": self._strides,
-            "padding": self._padding, "data_format": self._data_format,
-            "dilation_rate": self._dilation_rate, "depth_multiplier": self._depth_multiplier,
-        }  # fmt: skip
+        return {**super()._config(), "depth_multiplier": self._depth_multiplier}

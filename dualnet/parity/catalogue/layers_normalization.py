@@ -206,9 +206,9 @@ register(
                 "(torch groups dim 1)",
         errors=(
             BadInput(kwargs={"groups": 3}, input_shape=(2, 4), error=ValueError,
-                     match=r"groups=3 must divide the number of channels, got 4"),
+                     match=r"divisible by groups=3, got 4 channels"),
             BadInput(kwargs={"groups": 8}, input_shape=(2, 4), error=ValueError,
-                     match=r"groups=8 must divide"),
+                     match=r"divisible by groups=8"),
             BadInput(kwargs={"groups": 0}, error=ValueError, match=r"groups=0.*positive int"),
             BadInput(kwargs={"groups": 2.0}, error=TypeError, match=r"groups=2\.0"),
             BadInput(kwargs={"axis": [1]}, error=TypeError, match=r"axis=\[1\].*an int"),

@@ -123,7 +123,7 @@ def _windows_per_element(pool_size, strides) -> int:
     return int(np.prod([-(-k // s) for k, s in zip(pool_size, strides, strict=True)]))
 
 
-_RANK_2D = r"expects inputs of rank 4 \(batch, rows, cols, channels\)"
+_RANK_2D = r"expects inputs of rank 4 \(batch, height, width, channels\)"
 
 register(
     # -- MaxPooling2D ------------------------------------------------------------------------
@@ -165,7 +165,7 @@ register(
         exposes="channels_first (torch's layout) on both backends; even window with stride 1 "
                 "pads only at the end",
         errors=(BadInput(input_shape=(2, 5, 6, 2, 1), error=ValueError,
-                         match=r"rank 4 \(batch, channels, rows, cols\)"),),
+                         match=r"rank 4 \(batch, channels, height, width\)"),),
     ),
     # -- MaxPooling1D / 3D ------------------------------------------------------------------
     LayerCase(

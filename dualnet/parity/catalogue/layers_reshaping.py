@@ -105,7 +105,7 @@ register(
                      match=r"padding=\(\(1, -2\), \(0, 0\)\)"),
             BadInput(kwargs={"padding": "same"}, error=TypeError, match=r"padding='same'"),
             BadInput(input_shape=(2, 3, 4), error=ValueError,
-                     match=r"rank 4 \(batch, rows, cols, channels\)"),
+                     match=r"rank 4 \(batch, height, width, channels\)"),
         ),
     ),
     LayerCase(
@@ -133,7 +133,7 @@ register(
                 "x[:, 1:-0] would be empty)",
         errors=(
             BadInput(kwargs={"cropping": ((2, 3), (0, 0))}, input_shape=(2, 5, 6, 2),
-                     error=ValueError, match=r"expects rows > 5 and cols > 0"),
+                     error=ValueError, match=r"expects height > 5 and width > 0"),
             BadInput(kwargs={"cropping": (1, 2, 3)}, error=TypeError, match=r"cropping="),
         ),
     ),
@@ -144,7 +144,7 @@ register(
         exposes="channels_first crops axes 2 and 3",
         errors=(BadInput(kwargs={"cropping": 3, "data_format": "channels_first"},
                          input_shape=(2, 2, 5, 6), error=ValueError,
-                         match=r"expects rows > 6 and cols > 6"),),
+                         match=r"expects height > 6 and width > 6"),),
     ),
     # -- Upsampling --------------------------------------------------------------------------
     LayerCase(
