@@ -267,36 +267,6 @@ def test_torch_native_layouts():
     np.testing.assert_array_equal(native_kernel[1 * 2 + 1, 0], kernel[:, :, 1, 1])
 
 
-_TF_REFUSALS = {
-    "NCHW conv2d": lambda tf, x: tf.nn.conv2d(tf.transpose(x, (0, 3, 1, 2)),
-                                              tf.zeros((3, 3, 4, 2), x.dtype), 1, "SAME",
-                                              data_format="NCHW"),
-    "grouped conv2d gradient": lambda tf, x: tf.nn.conv2d(x, tf.zeros((3, 3, 2, 4), x.dtype), 1,
-                                                          "SAME"),
-    "dilated conv2d_transpose": lambda tf, x: tf.nn.conv2d_transpose(
-        x, tf.zeros((3, 3, 2, 4), x.dtype), (2, 9, 10, 2), 1, "VALID", dilations=2),
-    "depthwise unequal strides": lambda tf, x: tf.nn.depthwise_conv2d(
-        x, tf.zeros((3, 3, 4, 1), x.dtype), (1, 1, 2, 1), "SAME"),
-}  # fmt: skip
-
-
-@pytest.mark.parametrize("what", sorted(_TF_REFUSALS))
-def test_tensorflow_cpu_refusals_that_the_backend_works_around(what):
-    """The raw float64 CPU kernels TensorFlow lacks (the catalogue checks dualnet's results in
-    exactly these configurations: conv2d-channels-first, conv2d-groups-dilated,
-    conv2d-transpose-dilated, depthwise-unequal-strides-cf). If one starts passing, the
-    workaround in backends/tensorflow/layers/convolutional.py can go."""
-    backend_module("tensorflow")
-    import tensorflow as tf
-
-    x = tf.constant(_x((2, 5, 6, 4)))
-    with pytest.raises(Exception, match=r"not supported|only supports|do not yet support"):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = _TF_REFUSALS[what](tf, x)
-        tape.gradient(y, x)
-
-
 # --------------------------------------------------------------------------------------------
 # Initializers
 

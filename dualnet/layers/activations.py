@@ -279,10 +279,6 @@ class Softmax(_Elementwise):
         axes = [self._axis] if isinstance(self._axis, int) else self._axis
         return _args.resolve_axes(axes, rank, "axis", self._where(), allow_batch=True)
 
-    # The backends' Softmax builders still call the method by its former name; remove once
-    # they call resolve_axes.
-    axes = resolve_axes
-
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         super().check_input_shape(shape)
         self.resolve_axes(len(tuple(shape)))

@@ -387,7 +387,7 @@ class Layer:
             expected = " or ".join(str(r) for r in allowed)
             raise ValueError(
                 f"{self._where()} expects inputs of rank {expected} ({what}), got shape "
-                f"{tuple(shape)}."
+                f"{format_shape(shape)}."
             )
 
     def _check_same_as_built(self, shape: Sequence[int | None], axes: Sequence[int]) -> None:
@@ -399,7 +399,8 @@ class Layer:
             if expected is not None and shape[axis] is not None and shape[axis] != expected:
                 raise ValueError(
                     f"{self._where()} was built for inputs of shape "
-                    f"{format_shape(self._build_shape)}; got shape {tuple(shape)} (axis {axis})."
+                    f"{format_shape(self._build_shape)}; got shape {format_shape(shape)} "
+                    f"(axis {axis})."
                 )
 
     # -- weights ----------------------------------------------------------------------------

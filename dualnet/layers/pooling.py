@@ -46,11 +46,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from dualnet.layers import _args, _spatial
-
-# The torch backend imports these two from here; they live in _spatial, shared with the other
-# spatial layers.
-from dualnet.layers._spatial import same_padding as same_padding
-from dualnet.layers._spatial import spatial_axes as spatial_axes
 from dualnet.layers.base import Layer, format_shape
 
 __all__ = [

@@ -6,6 +6,9 @@ that returns the size of its error against exact math. ``tests/test_divergences.
 every probe still exceeds its threshold, so when a framework release fixes one, the test says
 so and the workaround can go. ``dualnet parity`` prints the table with the measured errors.
 
+A native op that *refuses* a configuration dualnet supports (a CPU kernel TensorFlow lacks) is
+recorded the same way: its probe returns ``inf`` while the op raises and 0.0 once it runs.
+
 These are numerical defects or convention splits of the *native* ops; dualnet's backends work
 around each one (see the comment at the workaround), so the parity catalogue passes — except
 where the record's ``dualnet`` field says it is only documented.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from dualnet._backend import backend_module
 
@@ -234,6 +238,70 @@ def _probe_keras_relu_float64_max_value() -> float:
     return abs(float(np.asarray(got)[0]) - 1.1)
 
 
+def _tf_cpu_refuses(run: Callable[[Any, Any], Any], shape: tuple[int, ...],
+                    dtypes: tuple[str, ...]) -> Callable[[], float]:  # fmt: skip
+    """A probe for a CPU kernel TensorFlow lacks: ``math.inf`` while ``run(tf, x)`` or its
+    gradient raises on the CPU for ``x = ones(shape)`` in every one of ``dtypes``, 0.0 once one
+    of them runs (so a partial fix shows too)."""
+
+    def probe() -> float:
+        tf = _tf()
+        for dtype in dtypes:
+            with tf.device("/CPU:0"):
+                x = tf.ones(shape, dtype)
+                try:
+                    with tf.GradientTape() as tape:
+                        tape.watch(x)
+                        y = run(tf, x)
+                    tape.gradient(y, x)
+                except tf.errors.OpError:  # no kernel, or a kernel that refuses the arguments
+                    continue
+            return 0.0
+        return math.inf
+
+    return probe
+
+
+def _probe_tf_pool_5d_data_format_none() -> float:
+    tf = _tf()
+    x = tf.ones((1, 2, 2, 2, 1), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.nn.max_pool(x, 2, 2, "VALID")  # data_format=None, the default
+    try:
+        tape.gradient(y, x)
+    except AttributeError:  # MaxPool3DGrad decodes the op's data_format attribute: None
+        return math.inf
+    return 0.0
+
+
+def _probe_torch_avg_pool3d_half() -> float:
+    torch = _torch()
+    for dtype in (torch.float16, torch.bfloat16):
+        try:
+            torch.nn.functional.avg_pool3d(torch.ones((1, 1, 2, 2, 2), dtype=dtype), 2)
+        except (NotImplementedError, RuntimeError):  # "... not implemented for 'Half'"
+            continue
+        return 0.0
+    return math.inf
+
+
+def _probe_keras_rmsnorm_non_trailing_axis() -> float:
+    import keras
+    import numpy as np
+
+    from dualnet.reference.layers import normalization
+
+    _tf()
+    rng = np.random.default_rng(0)
+    x, scale = rng.normal(size=(2, 3, 3)), rng.normal(size=(3,))  # axis 1 and the last: size 3
+    layer = keras.layers.RMSNormalization(axis=1, dtype="float64")
+    layer.build(x.shape)
+    layer.scale.assign(scale)
+    exact = normalization.rms_normalization(x, {"scale": scale}, axis=1)
+    return float(np.max(np.abs(np.asarray(layer(x)) - exact)))
+
+
 KNOWN: tuple[Divergence, ...] = (
     Divergence(
         id="tf-leaky_relu-float64-slope", framework="tensorflow",
@@ -374,6 +442,121 @@ KNOWN: tuple[Divergence, ...] = (
         symptom="max_value (and a lone slope) rounded to float32: 1.1 becomes 1.1000000238",
         dualnet="ReLU/LeakyReLU/PReLU written with tf.where, constants in x's dtype",
         probe=_probe_keras_relu_float64_max_value, threshold=1e-12,
+    ),
+    Divergence(
+        id="tf-conv-nchw-cpu", framework="tensorflow",
+        api="tf.nn.conv2d(data_format='NCHW') and Keras's channels_first Conv*D (CPU)",
+        dtype="float16, float64 (every dtype without oneDNN)",
+        symptom="UnimplementedError: the Conv2D op currently only supports the NHWC tensor "
+        "format on the CPU",
+        dualnet="convolutions transpose channels_first data to channels-last around the op, "
+        "on every device (backends/tensorflow/layers/convolutional.py, _Conv.call)",
+        probe=_tf_cpu_refuses(lambda tf, x: tf.nn.conv2d(
+            x, tf.ones((3, 3, 4, 2), x.dtype), 1, "SAME", data_format="NCHW"),
+            (1, 4, 5, 6), ("float64",)),
+        threshold=1.0,
+    ),
+    Divergence(
+        id="tf-grouped-conv-grad-cpu", framework="tensorflow",
+        api="tf.nn.convolution gradient, groups > 1 (CPU)",
+        dtype="float16, float64 (every dtype without oneDNN)",
+        symptom="InvalidArgumentError from Conv2DBackpropInput: gradients for grouped "
+        "convolutions are not supported on CPU (the forward pass runs)",
+        dualnet="each group convolved on its own where the CPU kernel refuses "
+        "(backends/tensorflow/layers/convolutional.py, _convolution)",
+        probe=_tf_cpu_refuses(lambda tf, x: tf.nn.conv2d(x, tf.ones((3, 3, 2, 4), x.dtype), 1,
+                                                         "SAME"),
+                              (1, 4, 5, 4), ("float64",)),
+        threshold=1.0,
+    ),
+    Divergence(
+        id="tf-grouped-conv3d-cpu", framework="tensorflow",
+        api="tf.nn.convolution 3-D, groups > 1 (CPU Conv3D)", dtype="all",
+        symptom="InvalidArgumentError from the forward kernel: input and filter must have the "
+        "same depth (Keras's Conv3D(groups=2) cannot run on the CPU)",
+        dualnet="each group convolved on its own where the CPU kernel refuses "
+        "(backends/tensorflow/layers/convolutional.py, _convolution)",
+        probe=_tf_cpu_refuses(lambda tf, x: tf.nn.convolution(x, tf.ones((1, 1, 1, 2, 4),
+                                                                         x.dtype)),
+                              (1, 2, 2, 2, 4), ("float16", "bfloat16", "float32", "float64")),
+        threshold=1.0,
+    ),
+    Divergence(
+        id="tf-dilated-conv-transpose-cpu", framework="tensorflow",
+        api="tf.nn.conv_transpose(dilations > 1) / Keras Conv*DTranspose (CPU)",
+        dtype="float16, float64 (every dtype without oneDNN)",
+        symptom="InvalidArgumentError: current CPU implementations do not yet support dilation "
+        "rates larger than 1",
+        dualnet="dilation implies stride 1: an ordinary convolution with the kernel flipped, "
+        "where the CPU kernel refuses (backends/tensorflow/layers/convolutional.py, "
+        "ConvTranspose._dilated)",
+        probe=_tf_cpu_refuses(lambda tf, x: tf.nn.conv2d_transpose(
+            x, tf.ones((3, 3, 2, 4), x.dtype), (1, 8, 9, 2), 1, "VALID", dilations=2),
+            (1, 4, 5, 4), ("float64",)),
+        threshold=1.0,
+    ),
+    Divergence(
+        id="tf-depthwise-unequal-strides-cpu", framework="tensorflow",
+        api="tf.nn.depthwise_conv2d, strides (1, sh, sw, 1) with sh != sw (CPU)",
+        dtype="float16, float64 (every dtype without oneDNN)",
+        symptom="InvalidArgumentError: the current implementation only supports equal length "
+        "strides in the row and column dimensions",
+        dualnet="stride 1 on the explicitly padded input, every s-th row and column kept, where "
+        "the CPU kernel refuses (backends/tensorflow/layers/convolutional.py, _depthwise)",
+        probe=_tf_cpu_refuses(lambda tf, x: tf.nn.depthwise_conv2d(
+            x, tf.ones((3, 3, 4, 1), x.dtype), (1, 1, 2, 1), "SAME"),
+            (1, 4, 5, 4), ("float64",)),
+        threshold=1.0,
+    ),
+    Divergence(
+        id="tf-max-pool3d-float16-float64-cpu", framework="tensorflow",
+        api="tf.nn.max_pool3d / Keras MaxPooling3D (CPU)", dtype="float16, float64",
+        symptom="no CPU kernel: NotFoundError for float16, InvalidArgumentError (double is not "
+        "an allowed type) for float64",
+        dualnet="float16 (and bfloat16) pooled in float32, where a max is exact; float64 as a "
+        "2-D pool over (H, W) then a pool over D (backends/tensorflow/layers/pooling.py)",
+        probe=_tf_cpu_refuses(lambda tf, x: tf.nn.max_pool3d(x, 2, 2, "VALID"),
+                              (1, 2, 2, 2, 1), ("float16", "float64")),
+        threshold=1.0,
+    ),
+    Divergence(
+        id="tf-avg-pool3d-float16-float64-cpu", framework="tensorflow",
+        api="tf.nn.avg_pool3d / Keras AveragePooling3D (CPU)", dtype="float16, float64",
+        symptom="no CPU kernel: NotFoundError (could not find device for node AvgPool3D)",
+        dualnet="half precision averaged in float32 and rounded once (dualnet's rule anyway); "
+        "float64 as a 2-D pool over (H, W) then a pool over D "
+        "(backends/tensorflow/layers/pooling.py)",
+        probe=_tf_cpu_refuses(lambda tf, x: tf.nn.avg_pool3d(x, 2, 2, "VALID"),
+                              (1, 2, 2, 2, 1), ("float16", "float64")),
+        threshold=1.0,
+    ),
+    Divergence(
+        id="tf-pool-5d-data-format-none-grad", framework="tensorflow",
+        api="tf.nn.max_pool / tf.nn.avg_pool on 5-D inputs with data_format=None (gradient)",
+        dtype="all",
+        symptom="the forward pass runs, the gradient raises AttributeError: 'NoneType' object "
+        "has no attribute 'decode' (MaxPool3DGrad reads the missing data_format)",
+        dualnet="data_format spelled out ('NDHWC') in every pooling call "
+        "(backends/tensorflow/layers/pooling.py, _CHANNELS_LAST)",
+        probe=_probe_tf_pool_5d_data_format_none, threshold=1.0,
+    ),
+    Divergence(
+        id="torch-avg-pool3d-half-cpu", framework="torch",
+        api="torch.nn.functional.avg_pool3d (CPU)", dtype="float16, bfloat16",
+        symptom="NotImplementedError: avg_pool3d_out_frame not implemented for 'Half' / "
+        "'BFloat16' (avg_pool1d/2d and max_pool3d have half kernels)",
+        dualnet="half-precision average pooling runs in float32 and rounds once, dualnet's rule "
+        "anyway (backends/torch/layers/pooling.py, AveragePooling.forward)",
+        probe=_probe_torch_avg_pool3d_half, threshold=1.0,
+    ),
+    Divergence(
+        id="keras-rmsnorm-non-trailing-axis", framework="tensorflow",
+        api="keras.layers.RMSNormalization(axis=...) other than the last", dtype="all",
+        symptom="the (C,) scale multiplies without being broadcast over its axis: it lands on "
+        "the last axis (2.0 off on a (2, 3, 3) input, axis=1) or raises for other shapes",
+        dualnet="a custom layer reshapes the scale to broadcast over its axes "
+        "(backends/tensorflow/layers/normalization.py, RMSNormalization)",
+        probe=_probe_keras_rmsnorm_non_trailing_axis, threshold=1e-3,
     ),
 )  # fmt: skip
 

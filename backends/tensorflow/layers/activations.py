@@ -14,25 +14,14 @@ float16/bfloat16 inputs are computed in float32 and rounded once, as every dualn
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from dualnet.backends.tensorflow.layers.base import Layer, activate
+from dualnet.backends.tensorflow.layers.base import Layer, activate, float32_math
 
 from dualnet import activations as _activations
-
-_HALF = (tf.float16, tf.bfloat16)
-
-
-def _float32_math(fn: Callable[..., tf.Tensor], x: tf.Tensor, *args: Any) -> tf.Tensor:
-    """``fn(x, *args)`` in float32 for half-precision ``x`` (tensors in ``args`` too), rounded
-    once to ``x``'s dtype."""
-    if x.dtype not in _HALF:
-        return fn(x, *args)
-    up = [tf.cast(a, tf.float32) if tf.is_tensor(a) else a for a in args]
-    return tf.cast(fn(tf.cast(x, tf.float32), *up), x.dtype)
 
 
 def _relu_general(x: tf.Tensor, max_value: float | None, slope: float,
@@ -60,7 +49,7 @@ class ReLU(Layer):
             if s == 0.0:
                 return activate(_activations.relu, x)
             return activate(functools.partial(_activations.leaky_relu, negative_slope=s), x)
-        return _float32_math(_relu_general, x, m, s, t)
+        return float32_math(_relu_general, x, m, s, t)
 
 
 class LeakyReLU(Layer):
@@ -76,7 +65,7 @@ def _prelu(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
 
 class PReLU(Layer):
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
-        return _float32_math(_prelu, x, self.alpha.value)
+        return float32_math(_prelu, x, self.alpha.value)
 
 
 class ELU(Layer):
@@ -92,10 +81,10 @@ def _softmax_axes(x: tf.Tensor, axes: tuple[int, ...]) -> tf.Tensor:
 
 class Softmax(Layer):
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
-        axes = self.layer.axes(len(x.shape))
+        axes = self.layer.resolve_axes(len(x.shape))
         if len(axes) == 1:
             return activate(functools.partial(_activations.softmax, axis=axes[0]), x)
-        return _float32_math(_softmax_axes, x, axes)
+        return float32_math(_softmax_axes, x, axes)
 
 
 def re_lu(layer: Any, weights: Sequence[np.ndarray]) -> ReLU:

@@ -5,36 +5,111 @@ convolutions pass ``"SAME"``/``"VALID"`` to the native op. Keras's own layers ar
 because in configurations dualnet allows they fail on CPU, where TensorFlow has no kernel:
 
 * ``channels_first``: TensorFlow's CPU convolutions only take channels-last data ("The Conv2D op
-  currently only supports the NHWC tensor format on the CPU" in float16/float64); here the data
-  is transposed to channels-last around the op (on every device: one code path, two cheap
-  transposes);
-* ``groups > 1`` in float16/float64: no CPU gradient kernel ("Gradients for grouped convolutions
-  are not supported on CPU"); here each group is convolved on its own;
-* transposed convolutions with dilation > 1 in float16/float64 ("Current CPU implementations do
-  not yet support dilation rates larger than 1"); dilation implies stride 1, where the
-  transposed convolution is an ordinary one with the kernel flipped and in/out swapped;
-* depthwise convolutions with unequal strides in float16/float64 ("only supports equal length
-  strides in the row and column dimensions"); there it runs with stride 1 on the explicitly
-  padded input and keeps every s-th row/column.
+  currently only supports the NHWC tensor format on the CPU"); here the data is transposed to
+  channels-last around the op on every device (one code path, two cheap transposes);
+* ``groups > 1``: no CPU gradient kernel ("Gradients for grouped convolutions are not supported
+  on CPU"), and no grouped 3-D CPU kernel at all ("input and filter must have the same depth");
+  there each group is convolved on its own;
+* transposed convolutions with dilation > 1 ("Current CPU implementations do not yet support
+  dilation rates larger than 1"); dilation implies stride 1, where the transposed convolution is
+  an ordinary one with the kernel flipped and in/out swapped;
+* depthwise convolutions with unequal strides ("only supports equal length strides in the row
+  and column dimensions"); there it runs with stride 1 on the explicitly padded input and keeps
+  every s-th row/column.
 
+Which dtypes refuse depends on the build: with oneDNN (the default on x86 Linux) float32 and
+bfloat16 run oneDNN kernels that accept the last three in 1-D and 2-D and float16/float64
+refuse them; TensorFlow's own kernels (``TF_ENABLE_ONEDNN_OPTS=0``) refuse them in every
+dtype. So the last three fallbacks are taken only on the CPU and only where the kernel
+refuses, which :func:`_cpu_refuses` asks it once per configuration, rank and dtype; elsewhere
+the native op runs.
 Each fallback computes the same sums as the native op (only the summation order can differ).
+The refusals are recorded with probes in ``dualnet/parity/divergences.py``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from dualnet.backends.tensorflow.layers.base import Layer, activate
+from dualnet.backends.tensorflow.layers.base import (
+    Layer,
+    activate,
+    from_channels_last,
+    to_channels_last,
+)
 
 from dualnet import activations as _activations
 
-# Dtypes whose CPU kernels lack grouped-convolution gradients, transposed-convolution dilation
-# and unequal depthwise strides (float32 and bfloat16 run oneDNN kernels that have them).
-_CPU_LIMITED = (tf.float16, tf.float64)
+_CHANNELS_LAST = {3: "NWC", 4: "NHWC", 5: "NDHWC"}
+
+
+def _conv(x: tf.Tensor, kernel: Any, strides: Any = 1, padding: str = "VALID",
+          dilations: Any = None) -> tf.Tensor:  # fmt: skip
+    """``tf.nn.convolution`` on channels-last data, with the layout named explicitly: without
+    it a 5-D (Conv3D) op records no ``data_format`` and its gradient raises AttributeError
+    (the same TensorFlow defect as 5-D pooling's, see dualnet/parity/divergences.py)."""
+    return tf.nn.convolution(x, kernel, strides, padding, dilations=dilations,
+                             data_format=_CHANNELS_LAST[len(x.shape)])  # fmt: skip
+
+
+def _check_grouped(rank: int, dtype: tf.DType) -> None:
+    x, k = tf.ones((1, *(3,) * rank, 2), dtype), tf.ones((*(1,) * rank, 1, 2), dtype)  # 2 groups
+    _forward_and_gradients(lambda x, k: _conv(x, k, 1, "VALID"), x, k)
+
+
+def _check_dilated_transposed(rank: int, dtype: tf.DType) -> None:
+    x, k = tf.ones((1, *(3,) * rank, 2), dtype), tf.ones((*(2,) * rank, 1, 2), dtype)
+    shape = (1, *(5,) * rank, 1)  # 3 + dilated kernel 3 - 1
+    _forward_and_gradients(lambda x, k: tf.nn.conv_transpose(x, k, shape, 1, "VALID",
+                                                             dilations=2), x, k)  # fmt: skip
+
+
+def _check_unequal_depthwise_strides(rank: int, dtype: tf.DType) -> None:
+    x, k = tf.ones((1, 3, 4, 2), dtype), tf.ones((1, 1, 2, 1), dtype)
+    _forward_and_gradients(lambda x, k: tf.nn.depthwise_conv2d(x, k, (1, 1, 2, 1), "VALID"), x, k)
+
+
+def _forward_and_gradients(fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], x: tf.Tensor,
+                           k: tf.Tensor) -> None:  # fmt: skip
+    with tf.GradientTape() as tape:
+        tape.watch([x, k])
+        y = fn(x, k)
+    tape.gradient(y, [x, k])
+
+
+# The configurations some CPU kernels refuse (module docstring), each checked by running a tiny
+# native computation and its gradients.
+_CPU_CHECKS: dict[str, Callable[[int, tf.DType], None]] = {
+    "grouped": _check_grouped,
+    "dilated transposed": _check_dilated_transposed,
+    "unequal depthwise strides": _check_unequal_depthwise_strides,
+}
+
+
+def _cpu_accepts(what: str, rank: int, dtype: tf.DType) -> bool:
+    with tf.device("/CPU:0"):
+        try:
+            _CPU_CHECKS[what](rank, dtype)
+        except tf.errors.OpError:  # InvalidArgument/Unimplemented: "not supported on CPU"
+            return False
+    return True
+
+
+@functools.cache
+def _cpu_refuses(what: str, rank: int, dtype: tf.DType) -> bool:
+    """Whether this TensorFlow's CPU kernels refuse ``what`` (a key of ``_CPU_CHECKS``) for a
+    ``rank``-D convolution in ``dtype``: asked once per question, on a tiny input.
+
+    Asked on a worker thread: a new thread executes eagerly with gradients recorded even when
+    the question first comes up while a function is traced (``tf.init_scope`` would reach eager
+    execution but pause gradient recording)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return not pool.submit(_cpu_accepts, what, rank, dtype).result()
 
 
 @functools.cache
@@ -42,15 +117,13 @@ def _gpu_visible() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
-def _limited(x: tf.Tensor) -> bool:
-    """True where TensorFlow's CPU kernels would refuse: a float16/float64 tensor on the CPU
-    (eager tensors say where they are; inside a traced function, where no GPU exists)."""
-    if x.dtype not in _CPU_LIMITED:
-        return False
+def _refused(what: str, x: tf.Tensor) -> bool:
+    """True where TensorFlow's kernel for channels-last ``x`` would refuse ``what``: on the CPU
+    (eager tensors say where they are; inside a traced function, where no GPU exists), per
+    :func:`_cpu_refuses`."""
     device = getattr(x, "device", "") or ""
-    if device:
-        return "GPU" not in device.upper()
-    return not _gpu_visible()
+    on_cpu = "GPU" not in device.upper() if device else not _gpu_visible()
+    return on_cpu and _cpu_refuses(what, x.shape.rank - 2, x.dtype)
 
 
 def _size(x: tf.Tensor, axis: int) -> Any:
@@ -64,22 +137,17 @@ class _Conv(Layer):
 
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
         super().__init__(layer, weights)
-        rank = layer.rank
-        self._first = layer.data_format == "channels_first"
-        self._to_last = (0, *range(2, rank + 2), 1)
-        self._to_first = (0, rank + 1, *range(1, rank + 1))
         self._native_padding = "SAME" if layer.padding == "same" else "VALID"
 
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
-        if self._first:
-            # TensorFlow's CPU convolution kernels take channels-last data only.
-            x = tf.transpose(x, self._to_last)
+        # TensorFlow's CPU convolution kernels take channels-last data only.
+        x = to_channels_last(x, self.layer.data_format)
         y = self.convolve(x)
         if self.layer.use_bias:
             y = tf.nn.bias_add(y, self.bias)
         if self.layer.activation is not _activations.linear:
             y = activate(self.layer.activation, y)
-        return tf.transpose(y, self._to_first) if self._first else y
+        return from_channels_last(y, self.layer.data_format)
 
     def convolve(self, x: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
@@ -89,12 +157,12 @@ def _convolution(x: tf.Tensor, kernel: Any, strides: Sequence[int], padding: str
                  dilation: Sequence[int], groups: int) -> tf.Tensor:  # fmt: skip
     """``tf.nn.convolution`` (channels-last), grouped natively or one group at a time where
     the CPU has no grouped gradient kernel."""
-    if groups > 1 and _limited(x):
+    if groups > 1 and _refused("grouped", x):
         xs = tf.split(x, groups, axis=-1)  # group g: input channels g·C/G ..
         ks = tf.split(kernel, groups, axis=-1)  # .. and output channels g·O/G ..
-        return tf.concat([tf.nn.convolution(a, k, strides, padding, dilations=dilation)
+        return tf.concat([_conv(a, k, strides, padding, dilations=dilation)
                           for a, k in zip(xs, ks, strict=True)], axis=-1)  # fmt: skip
-    return tf.nn.convolution(x, kernel, strides, padding, dilations=dilation)
+    return _conv(x, kernel, strides, padding, dilations=dilation)
 
 
 class Conv(_Conv):
@@ -119,13 +187,14 @@ class ConvTranspose(_Conv):
         layer = self.layer
         crop = layer.crop_axes
         sizes = [_size(x, axis) for axis in range(1, layer.rank + 1)]
-        if max(layer.dilation_rate) > 1:
+        if max(layer.dilation_rate) > 1 and _refused("dilated transposed", x):
             y = self._dilated(x, crop)
         else:
             shape = [tf.shape(x)[0], *(c.native_length(n) for c, n in zip(crop, sizes,
                                                                            strict=True)),
                      layer.filters]  # fmt: skip
-            y = tf.nn.conv_transpose(x, self.kernel, tf.stack(shape), layer.strides, "VALID")
+            y = tf.nn.conv_transpose(x, self.kernel, tf.stack(shape), layer.strides, "VALID",
+                                     dilations=layer.dilation_rate)  # fmt: skip
         window = [slice(None)]
         window += [slice(c.start, c.start + c.length(n)) for c, n in zip(crop, sizes, strict=True)]
         return y[tuple(window)]
@@ -133,21 +202,20 @@ class ConvTranspose(_Conv):
     def _dilated(self, x: tf.Tensor, crop: Sequence[Any]) -> tf.Tensor:
         """Dilation > 1 implies stride 1, where the transposed convolution is an ordinary one:
         pad ``k' - 1`` on both sides and correlate with the kernel flipped in space and with
-        in/out swapped (TensorFlow's CPU transposed kernels refuse dilation in
-        float16/float64). ``extra`` is 0 with stride 1, so the window is ``[start, start + n +
-        offset)`` of this output."""
+        in/out swapped (for a CPU transposed kernel that refuses dilation). ``extra`` is 0 with
+        stride 1, so the window is ``[start, start + n + offset)`` of this output."""
         rank = self.layer.rank
         kernel = tf.reverse(self.kernel, axis=list(range(rank)))
         kernel = tf.transpose(kernel, (*range(rank), rank + 1, rank))  # (*k, in, out)
         pads = [[0, 0], *([c.effective - 1, c.effective - 1] for c in crop), [0, 0]]
-        return tf.nn.convolution(tf.pad(x, pads), kernel, 1, "VALID",
+        return _conv(tf.pad(x, pads), kernel, 1, "VALID",
                                  dilations=self.layer.dilation_rate)  # fmt: skip
 
 
 def _depthwise(x: tf.Tensor, kernel: Any, layer: Any) -> tf.Tensor:
     """``tf.nn.depthwise_conv2d`` (channels-last) with the layer's strides, padding, dilation."""
     sh, sw = layer.strides
-    if sh == sw or not _limited(x):
+    if sh == sw or not _refused("unequal depthwise strides", x):
         return tf.nn.depthwise_conv2d(x, kernel, (1, sh, sw, 1),
                                       "SAME" if layer.padding == "same" else "VALID",
                                       dilations=layer.dilation_rate)  # fmt: skip
@@ -186,7 +254,7 @@ class SeparableConv2D(_Conv):
 
     def convolve(self, x: tf.Tensor) -> tf.Tensor:
         h = _depthwise(x, self.depthwise_kernel, self.layer)
-        return tf.nn.convolution(h, self.pointwise_kernel, 1, "VALID")
+        return _conv(h, self.pointwise_kernel, 1, "VALID")
 
 
 def conv1d(layer: Any, weights: Sequence[np.ndarray]) -> Conv:

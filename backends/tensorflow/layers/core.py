@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 import numpy as np
-from dualnet.backends.tensorflow.layers.base import adopt, keras_activation
+from dualnet.backends.tensorflow.layers.base import adopt, adopt_keras, keras_activation
 
 
 def dense(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Dense:
@@ -26,7 +26,5 @@ def dense(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Dense:
 
 
 def activation(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Activation:
-    native = keras.layers.Activation(
-        keras_activation(layer.activation) or "linear", dtype=layer.dtype, name=layer.name
-    )
-    return adopt(native, layer, weights, layer.input_shape)
+    return adopt_keras(keras.layers.Activation, layer, weights,
+                       activation=keras_activation(layer.activation) or "linear")  # fmt: skip

@@ -12,37 +12,32 @@ from typing import Any
 
 import keras
 import numpy as np
-from dualnet.backends.tensorflow.layers.base import adopt
-
-
-def _adopt(cls: type, layer: Any, weights: Sequence[np.ndarray], **kwargs: Any) -> Any:
-    native = cls(**kwargs, dtype=layer.dtype, name=layer.name)
-    return adopt(native, layer, weights, [tuple(s) for s in layer.input_shape])
+from dualnet.backends.tensorflow.layers.base import adopt_keras
 
 
 def add(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Add:
-    return _adopt(keras.layers.Add, layer, weights)
+    return adopt_keras(keras.layers.Add, layer, weights)
 
 
 def subtract(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Subtract:
-    return _adopt(keras.layers.Subtract, layer, weights)
+    return adopt_keras(keras.layers.Subtract, layer, weights)
 
 
 def multiply(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Multiply:
-    return _adopt(keras.layers.Multiply, layer, weights)
+    return adopt_keras(keras.layers.Multiply, layer, weights)
 
 
 def average(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Average:
-    return _adopt(keras.layers.Average, layer, weights)
+    return adopt_keras(keras.layers.Average, layer, weights)
 
 
 def maximum(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Maximum:
-    return _adopt(keras.layers.Maximum, layer, weights)
+    return adopt_keras(keras.layers.Maximum, layer, weights)
 
 
 def minimum(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Minimum:
-    return _adopt(keras.layers.Minimum, layer, weights)
+    return adopt_keras(keras.layers.Minimum, layer, weights)
 
 
 def concatenate(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Concatenate:
-    return _adopt(keras.layers.Concatenate, layer, weights, axis=layer.axis)
+    return adopt_keras(keras.layers.Concatenate, layer, weights, axis=layer.axis)

@@ -9,7 +9,7 @@
   statistics are updated with ``assign`` in ``call``, which also works inside ``tf.function``.
 * RMSNormalization is custom because Keras multiplies by its ``scale`` without broadcasting it
   over non-trailing axes; UnitNormalization because Keras computes the norm in float16 for
-  float16 inputs.
+  float16 inputs (both recorded in ``dualnet/parity/divergences.py``).
 """
 
 from __future__ import annotations
@@ -21,26 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from dualnet.backends.tensorflow.layers.base import Layer, adopt
-
-_HALF = (tf.float16, tf.bfloat16)
-
-
-def _compute(x: tf.Tensor) -> tf.Tensor:
-    """float32 for half-precision tensors (normalised in float32, rounded once), else ``x``."""
-    return tf.cast(x, tf.float32) if x.dtype in _HALF else x
-
-
-def _over(w: Any, ndim: int, axes: Sequence[int], dtype: tf.DType) -> tf.Tensor | None:
-    """A weight shaped by the sizes of ``axes`` (increasing), cast to ``dtype`` and reshaped to
-    broadcast against an input of rank ``ndim``."""
-    if w is None:
-        return None
-    w = tf.cast(w, dtype)
-    shape = [1] * ndim
-    for size, a in zip(w.shape, axes, strict=True):
-        shape[a] = size
-    return tf.reshape(w, shape)
+from dualnet.backends.tensorflow.layers.base import Layer, adopt_keras, broadcast_over, upcast
 
 
 class _Custom(Layer):
@@ -54,9 +35,14 @@ class _Custom(Layer):
         self.ndim = len(layer.input_shape)
         self.epsilon = layer.epsilon
 
-    def weight(self, name: str) -> Any:
+    def weight(self, name: str, dtype: tf.DType) -> tf.Tensor | None:
+        """The weight ``name`` in ``dtype`` (the compute dtype), or None where not declared."""
         variable = self.named.get(name)
-        return None if variable is None else variable.value
+        return None if variable is None else tf.cast(variable.value, dtype)
+
+    def over(self, w: tf.Tensor | None) -> tf.Tensor | None:
+        """A per-axis weight or statistic broadcast against the input."""
+        return broadcast_over(w, self.ndim, self.axes)
 
 
 class BatchNormalization(_Custom):
@@ -73,7 +59,7 @@ class BatchNormalization(_Custom):
 
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
         training = self.effective_training(training)
-        xc = _compute(x)
+        xc = upcast(x)
         dtype = xc.dtype
         if training:
             static = [x.shape[a] for a in self.reduce]
@@ -82,16 +68,12 @@ class BatchNormalization(_Custom):
             mean, variance = tf.nn.moments(xc, axes=self.reduce)
             self._update(xc, mean, variance)
         else:
-            mean = tf.cast(self.weight("moving_mean"), dtype)
-            variance = tf.cast(self.weight("moving_variance"), dtype)
+            mean = self.weight("moving_mean", dtype)
+            variance = self.weight("moving_variance", dtype)
         y = tf.nn.batch_normalization(
-            xc,
-            _over(mean, self.ndim, self.axes, dtype),
-            _over(variance, self.ndim, self.axes, dtype),
-            offset=_over(self.weight("beta"), self.ndim, self.axes, dtype),
-            scale=_over(self.weight("gamma"), self.ndim, self.axes, dtype),
-            variance_epsilon=self.epsilon,
-        )
+            xc, self.over(mean), self.over(variance), offset=self.over(self.weight("beta", dtype)),
+            scale=self.over(self.weight("gamma", dtype)), variance_epsilon=self.epsilon,
+        )  # fmt: skip
         return tf.cast(y, x.dtype)
 
     def _update(self, xc: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor) -> None:
@@ -120,10 +102,10 @@ class RMSNormalization(_Custom):
     """``x·rsqrt(mean(x²) + ε)·scale`` (Keras's op order), the scale broadcast over its axes."""
 
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
-        xc = _compute(x)
+        xc = upcast(x)
         mean_square = tf.reduce_mean(tf.square(xc), axis=self.axes, keepdims=True)
         y = xc * tf.math.rsqrt(mean_square + self.epsilon)
-        y = y * _over(self.weight("scale"), self.ndim, self.axes, xc.dtype)
+        y = y * self.over(self.weight("scale", xc.dtype))
         return tf.cast(y, x.dtype)
 
 
@@ -133,7 +115,7 @@ class UnitNormalization(_Custom):
     so the gradient is the finite ``1e12·g`` (as on torch)."""
 
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
-        xc = _compute(x)
+        xc = upcast(x)
         square_sum = tf.reduce_sum(tf.square(xc), axis=self.axes, keepdims=True)
         y = xc * tf.minimum(tf.math.rsqrt(square_sum), 1.0 / self.epsilon)
         return tf.cast(y, x.dtype)
@@ -144,21 +126,15 @@ def batch_normalization(layer: Any, weights: Sequence[np.ndarray]) -> BatchNorma
 
 
 def layer_normalization(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Layer:
-    native = keras.layers.LayerNormalization(
-        axis=list(layer.axes), epsilon=layer.epsilon, center=layer.center, scale=layer.scale,
-        dtype=layer.dtype, name=layer.name,
-    )  # fmt: skip
-    return adopt(native, layer, weights, layer.input_shape)
+    return adopt_keras(keras.layers.LayerNormalization, layer, weights, axis=list(layer.axes),
+                       epsilon=layer.epsilon, center=layer.center, scale=layer.scale)  # fmt: skip
 
 
 def group_normalization(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Layer:
     axis = layer.channel_axis
-    native = keras.layers.GroupNormalization(
-        groups=layer.resolved_groups(layer.input_shape[axis]), axis=axis,
-        epsilon=layer.epsilon, center=layer.center, scale=layer.scale, dtype=layer.dtype,
-        name=layer.name,
-    )  # fmt: skip
-    return adopt(native, layer, weights, layer.input_shape)
+    return adopt_keras(keras.layers.GroupNormalization, layer, weights,
+                       groups=layer.resolved_groups(layer.input_shape[axis]), axis=axis,
+                       epsilon=layer.epsilon, center=layer.center, scale=layer.scale)  # fmt: skip
 
 
 def rms_normalization(layer: Any, weights: Sequence[np.ndarray]) -> RMSNormalization:

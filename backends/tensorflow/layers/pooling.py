@@ -14,7 +14,8 @@ in float32) and are adopted. The others are small custom layers over the same na
   is exact in any precision) and float64 as a 2-D pool over (H, W) followed by a pool over D.
 
 TensorFlow's CPU pooling takes channels last only, so channels_first inputs are transposed
-around the kernel, as Keras does.
+around the kernel, as Keras does. The missing kernels are recorded with probes in
+``dualnet/parity/divergences.py``.
 """
 
 from __future__ import annotations
@@ -25,26 +26,19 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from dualnet.backends.tensorflow.layers.base import Layer, adopt
+from dualnet.backends.tensorflow.layers.base import (
+    HALF,
+    Layer,
+    adopt_keras,
+    float32_math,
+    from_channels_last,
+    to_channels_last,
+)
 
-_HALF = (tf.float16, tf.bfloat16)
 # Spelled out: with data_format=None, tf.nn.max_pool/avg_pool on 5-D inputs build ops whose
 # gradient fails (MaxPool3DGrad reads a missing data_format attribute: "'NoneType' object has
 # no attribute 'decode'"). Keras passes it too.
 _CHANNELS_LAST = {3: "NWC", 4: "NHWC", 5: "NDHWC"}
-
-
-def _to_channels_last(x: tf.Tensor, data_format: str) -> tf.Tensor:
-    if data_format == "channels_last":
-        return x
-    return tf.transpose(x, (0, *range(2, x.shape.rank), 1))
-
-
-def _from_channels_last(y: tf.Tensor, data_format: str) -> tf.Tensor:
-    if data_format == "channels_last":
-        return y
-    rank = y.shape.rank
-    return tf.transpose(y, (0, rank - 1, *range(1, rank - 1)))
 
 
 def _pool_3d_by_axes(pool: Callable[..., tf.Tensor], x: tf.Tensor, ksize: Sequence[int],
@@ -71,41 +65,40 @@ class WindowPooling(Layer):
 
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
         layer = self.layer
+        # Averages are taken in float32 and rounded once; 3-D pooling has no float16 CPU kernel
+        # (bfloat16 takes the same path: a max is exact in any precision).
+        if x.dtype in HALF and (layer.mode == "average" or layer.spatial_dims == 3):
+            return float32_math(self._pool, x)
+        return self._pool(x)
+
+    def _pool(self, x: tf.Tensor) -> tf.Tensor:
+        layer = self.layer
         dims = layer.spatial_dims
-        dtype = x.dtype
-        # Averages are taken in float32 and rounded once; 3-D half pooling has no CPU kernel.
-        compute_in_float32 = dtype in _HALF and (layer.mode == "average" or dims == 3)
-        if compute_in_float32:
-            x = tf.cast(x, tf.float32)
-        x = _to_channels_last(x, layer.data_format)
+        x = to_channels_last(x, layer.data_format)
         pool = tf.nn.max_pool if layer.mode == "max" else tf.nn.avg_pool
         ksize, strides, padding = layer.pool_size, layer.strides, layer.padding.upper()
         if dims == 3 and x.dtype == tf.float64:  # no float64 3-D pooling kernel
             y = _pool_3d_by_axes(pool, x, ksize, strides, padding)
         else:
             y = pool(x, ksize, strides, padding, _CHANNELS_LAST[dims + 2])
-        y = _from_channels_last(y, layer.data_format)
-        return tf.cast(y, dtype) if compute_in_float32 else y
+        return from_channels_last(y, layer.data_format)
 
 
-def _keras_max_pooling(cls: type, layer: Any, weights: Sequence[np.ndarray]) -> Any:
-    native = cls(pool_size=layer.pool_size, strides=layer.strides, padding=layer.padding,
-                 data_format=layer.data_format, dtype=layer.dtype, name=layer.name)  # fmt: skip
-    return adopt(native, layer, weights, layer.input_shape)
+def _window(layer: Any) -> dict[str, Any]:
+    return {"pool_size": layer.pool_size, "strides": layer.strides, "padding": layer.padding,
+            "data_format": layer.data_format}  # fmt: skip
 
 
-def _keras_global(cls: type, layer: Any, weights: Sequence[np.ndarray]) -> Any:
-    native = cls(data_format=layer.data_format, keepdims=layer.keepdims, dtype=layer.dtype,
-                 name=layer.name)  # fmt: skip
-    return adopt(native, layer, weights, layer.input_shape)
+def _global(layer: Any) -> dict[str, Any]:
+    return {"data_format": layer.data_format, "keepdims": layer.keepdims}
 
 
 def max_pooling1d(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.MaxPooling1D:
-    return _keras_max_pooling(keras.layers.MaxPooling1D, layer, weights)
+    return adopt_keras(keras.layers.MaxPooling1D, layer, weights, **_window(layer))
 
 
 def max_pooling2d(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.MaxPooling2D:
-    return _keras_max_pooling(keras.layers.MaxPooling2D, layer, weights)
+    return adopt_keras(keras.layers.MaxPooling2D, layer, weights, **_window(layer))
 
 
 def max_pooling3d(layer: Any, weights: Sequence[np.ndarray]) -> WindowPooling:
@@ -125,16 +118,16 @@ def average_pooling3d(layer: Any, weights: Sequence[np.ndarray]) -> WindowPoolin
 
 
 def global_average_pooling1d(layer: Any, weights: Sequence[np.ndarray]) -> Any:
-    return _keras_global(keras.layers.GlobalAveragePooling1D, layer, weights)
+    return adopt_keras(keras.layers.GlobalAveragePooling1D, layer, weights, **_global(layer))
 
 
 def global_average_pooling2d(layer: Any, weights: Sequence[np.ndarray]) -> Any:
-    return _keras_global(keras.layers.GlobalAveragePooling2D, layer, weights)
+    return adopt_keras(keras.layers.GlobalAveragePooling2D, layer, weights, **_global(layer))
 
 
 def global_max_pooling1d(layer: Any, weights: Sequence[np.ndarray]) -> Any:
-    return _keras_global(keras.layers.GlobalMaxPooling1D, layer, weights)
+    return adopt_keras(keras.layers.GlobalMaxPooling1D, layer, weights, **_global(layer))
 
 
 def global_max_pooling2d(layer: Any, weights: Sequence[np.ndarray]) -> Any:
-    return _keras_global(keras.layers.GlobalMaxPooling2D, layer, weights)
+    return adopt_keras(keras.layers.GlobalMaxPooling2D, layer, weights, **_global(layer))

@@ -11,13 +11,11 @@ graph runs, so traced code sees the same sequence of masks as eager code.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
-from dualnet.backends.tensorflow.layers.base import Layer
-
-_HALF = (tf.float16, tf.bfloat16)
+from dualnet.backends.tensorflow.layers.base import Layer, compute_dtype, float32_math
 
 
 def _draw(x: tf.Tensor, draw: Callable[[tuple[int, ...]], np.ndarray | None], dtype: tf.DType,
@@ -37,10 +35,6 @@ def _draw(x: tf.Tensor, draw: Callable[[tuple[int, ...]], np.ndarray | None], dt
     return tf.numpy_function(host, [tf.shape(x)], dtype, stateful=True)
 
 
-def _compute_dtype(x: tf.Tensor) -> tf.DType:
-    return tf.float32 if x.dtype in _HALF else x.dtype
-
-
 class Dropout(Layer):
     """``where(keep, x·scale, 0)``: Dropout, SpatialDropout1D and SpatialDropout2D (they differ
     only in the mask shape, which the neutral layer gives)."""
@@ -51,41 +45,46 @@ class Dropout(Layer):
         keep = _draw(x, self.layer.next_mask, tf.bool, True)
         if keep is None:  # rate 0
             return x
-        dtype = _compute_dtype(x)
-        # The scale rounded once to the compute dtype (tf.nn.dropout divides by 1 - rate
-        # rounded to x's dtype instead: a different rounding); float32 math for half inputs
-        # with one rounding at the end, as torch does.
-        scaled = tf.cast(x, dtype) * tf.constant(self.layer.scale, dtype)
-        out = tf.where(keep, scaled, tf.zeros((), dtype))
-        return tf.cast(out, x.dtype) if dtype != x.dtype else out
+        scale = self.layer.scale
+
+        def drop(v: tf.Tensor) -> tf.Tensor:
+            # The scale rounded once to the compute dtype (tf.nn.dropout divides by 1 - rate
+            # rounded to x's dtype instead: a different rounding).
+            return tf.where(keep, v * tf.constant(scale, v.dtype), tf.zeros((), v.dtype))
+
+        # float32 math for half inputs with one rounding at the end, as torch does.
+        return float32_math(drop, x)
 
 
-class GaussianNoise(Layer):
+class _Noise(Layer):
+    """``op(x, noise)`` with the neutral layer's noise for each training call (drawn in the
+    compute dtype: float32 for half layers, rounded once after ``op``); ``identity`` is the
+    noise that changes nothing, what a graph's draw gives for a stddev or rate of 0."""
+
+    op: ClassVar[Callable[..., tf.Tensor]]
+    identity: ClassVar[float]
+
+    def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
+        if not training:
+            return x
+        noise = _draw(x, self.layer.next_noise, compute_dtype(x), self.identity)
+        if noise is None:  # stddev or rate 0
+            return x
+        return float32_math(self.op, x, noise)
+
+
+class GaussianNoise(_Noise):
     """``x + noise`` with the neutral layer's noise."""
 
-    def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
-        if not training:
-            return x
-        noise = _draw(x, self.layer.next_noise, _compute_dtype(x), 0.0)
-        if noise is None:  # stddev 0
-            return x
-        if x.dtype in _HALF:
-            return tf.cast(tf.cast(x, tf.float32) + noise, x.dtype)
-        return x + noise
+    op = staticmethod(tf.add)
+    identity = 0.0
 
 
-class GaussianDropout(Layer):
+class GaussianDropout(_Noise):
     """``x · factor`` with the neutral layer's factor ``1 + σ·n``."""
 
-    def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
-        if not training:
-            return x
-        factor = _draw(x, self.layer.next_noise, _compute_dtype(x), 1.0)
-        if factor is None:  # rate 0
-            return x
-        if x.dtype in _HALF:
-            return tf.cast(tf.cast(x, tf.float32) * factor, x.dtype)
-        return x * factor
+    op = staticmethod(tf.multiply)
+    identity = 1.0
 
 
 def dropout(layer: Any, weights: Sequence[np.ndarray]) -> Dropout:

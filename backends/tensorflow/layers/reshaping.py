@@ -16,15 +16,12 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from dualnet.backends.tensorflow.layers.base import Layer, adopt
-
-
-def _adopt(native: keras.layers.Layer, layer: Any, weights: Sequence[np.ndarray]) -> Any:
-    return adopt(native, layer, weights, layer.input_shape)
-
-
-def _common(layer: Any) -> dict[str, Any]:
-    return {"dtype": layer.dtype, "name": layer.name}
+from dualnet.backends.tensorflow.layers.base import (
+    Layer,
+    adopt_keras,
+    from_channels_last,
+    to_channels_last,
+)
 
 
 def _lerp_axis(x: tf.Tensor, axis: int, factor: int) -> tf.Tensor:
@@ -48,9 +45,7 @@ class BilinearUpSampling(Layer):
 
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
         layer = self.layer
-        channels_first = layer.data_format == "channels_first"
-        if channels_first:
-            x = tf.transpose(x, (0, 2, 3, 1))
+        x = to_channels_last(x, layer.data_format)
         sh, sw = layer.size
         if x.dtype == tf.float64:
             # ResizeBilinear would round to float32: interpolate columns then rows in float64,
@@ -60,55 +55,50 @@ class BilinearUpSampling(Layer):
             size = tf.shape(x)[1:3] * tf.constant([sh, sw])
             # antialias is irrelevant when enlarging; half inputs come back as float32: cast once.
             y = tf.cast(tf.image.resize(x, size, method="bilinear"), x.dtype)
-        return tf.transpose(y, (0, 3, 1, 2)) if channels_first else y
+        return from_channels_last(y, layer.data_format)
 
 
 def flatten(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Flatten:
-    return _adopt(keras.layers.Flatten(data_format=layer.data_format, **_common(layer)), layer,
-                  weights)  # fmt: skip
+    return adopt_keras(keras.layers.Flatten, layer, weights, data_format=layer.data_format)
 
 
 def reshape(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Reshape:
-    return _adopt(keras.layers.Reshape(layer.target_shape, **_common(layer)), layer, weights)
+    return adopt_keras(keras.layers.Reshape, layer, weights, target_shape=layer.target_shape)
 
 
 def permute(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Permute:
-    return _adopt(keras.layers.Permute(layer.dims, **_common(layer)), layer, weights)
+    return adopt_keras(keras.layers.Permute, layer, weights, dims=layer.dims)
 
 
 def repeat_vector(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.RepeatVector:
-    return _adopt(keras.layers.RepeatVector(layer.n, **_common(layer)), layer, weights)
+    return adopt_keras(keras.layers.RepeatVector, layer, weights, n=layer.n)
 
 
 def zero_padding1d(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.ZeroPadding1D:
-    native = keras.layers.ZeroPadding1D(layer.padding, data_format=layer.data_format,
-                                        **_common(layer))  # fmt: skip
-    return _adopt(native, layer, weights)
+    return adopt_keras(keras.layers.ZeroPadding1D, layer, weights, padding=layer.padding,
+                       data_format=layer.data_format)  # fmt: skip
 
 
 def zero_padding2d(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.ZeroPadding2D:
-    native = keras.layers.ZeroPadding2D(layer.padding, data_format=layer.data_format,
-                                        **_common(layer))  # fmt: skip
-    return _adopt(native, layer, weights)
+    return adopt_keras(keras.layers.ZeroPadding2D, layer, weights, padding=layer.padding,
+                       data_format=layer.data_format)  # fmt: skip
 
 
 def cropping1d(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Cropping1D:
-    return _adopt(keras.layers.Cropping1D(layer.cropping, **_common(layer)), layer, weights)
+    return adopt_keras(keras.layers.Cropping1D, layer, weights, cropping=layer.cropping)
 
 
 def cropping2d(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.Cropping2D:
-    native = keras.layers.Cropping2D(layer.cropping, data_format=layer.data_format,
-                                     **_common(layer))  # fmt: skip
-    return _adopt(native, layer, weights)
+    return adopt_keras(keras.layers.Cropping2D, layer, weights, cropping=layer.cropping,
+                       data_format=layer.data_format)  # fmt: skip
 
 
 def up_sampling1d(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.UpSampling1D:
-    return _adopt(keras.layers.UpSampling1D(layer.size, **_common(layer)), layer, weights)
+    return adopt_keras(keras.layers.UpSampling1D, layer, weights, size=layer.size)
 
 
 def up_sampling2d(layer: Any, weights: Sequence[np.ndarray]) -> Any:
     if layer.interpolation == "bilinear":
         return BilinearUpSampling(layer, weights)
-    native = keras.layers.UpSampling2D(layer.size, data_format=layer.data_format,
-                                       interpolation="nearest", **_common(layer))  # fmt: skip
-    return _adopt(native, layer, weights)
+    return adopt_keras(keras.layers.UpSampling2D, layer, weights, size=layer.size,
+                       data_format=layer.data_format, interpolation="nearest")  # fmt: skip

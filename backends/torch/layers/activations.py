@@ -13,20 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dualnet.backends.torch.layers.base import Module, activate
+from dualnet.backends.torch.layers.base import Module, activate, float32_math
 
 from dualnet import activations as _activations
-
-_HALF = (torch.float16, torch.bfloat16)
-
-
-def _float32_math(fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: Any) -> torch.Tensor:
-    """``fn(x, *args)`` in float32 for half-precision ``x`` (tensors in ``args`` too), rounded
-    once to ``x``'s dtype."""
-    if x.dtype not in _HALF:
-        return fn(x, *args)
-    up = [a.float() if isinstance(a, torch.Tensor) else a for a in args]
-    return fn(x.float(), *up).to(x.dtype)
 
 
 def _relu_general(x: torch.Tensor, max_value: float | None, slope: float,
@@ -65,17 +54,26 @@ class ReLU(Module):
         if self.kind == "leaky":
             return activate(self.leaky, x)
         if self.kind == "hardtanh":
-            return _float32_math(F.hardtanh, x, 0.0, m)
-        return _float32_math(_relu_general, x, m, s, t)
+            return float32_math(F.hardtanh, x, 0.0, m)
+        return float32_math(_relu_general, x, m, s, t)
 
 
-class LeakyReLU(Module):
-    def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
+class _Bound(Module):
+    """A dualnet activation function with the layer's arguments bound to it (``fn``)."""
+
+    def __init__(self, layer: Any, weights: Sequence[np.ndarray], fn: Callable[..., Any]):
         super().__init__(layer, weights)
-        self.fn = functools.partial(_activations.leaky_relu, negative_slope=layer.negative_slope)
+        self.fn = fn
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         return activate(self.fn, x)
+
+
+class LeakyReLU(_Bound):
+    def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
+        slope = layer.negative_slope
+        super().__init__(layer, weights, functools.partial(_activations.leaky_relu,
+                                                           negative_slope=slope))  # fmt: skip
 
 
 def _prelu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -88,16 +86,12 @@ class PReLU(Module):
     """Keras's PReLU; ``alpha`` is stored in the canonical (Keras) shape."""
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        return _float32_math(_prelu, x, self.alpha)
+        return float32_math(_prelu, x, self.alpha)
 
 
-class ELU(Module):
+class ELU(_Bound):
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
-        super().__init__(layer, weights)
-        self.fn = functools.partial(_activations.elu, alpha=layer.alpha)
-
-    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        return activate(self.fn, x)
+        super().__init__(layer, weights, functools.partial(_activations.elu, alpha=layer.alpha))
 
 
 def _softmax_axes(x: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
@@ -113,11 +107,11 @@ class Softmax(Module):
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         axes = self.axes_by_rank.get(x.dim())
         if axes is None:
-            axes = self.axes_by_rank[x.dim()] = self.layer.axes(x.dim())
+            axes = self.axes_by_rank[x.dim()] = self.layer.resolve_axes(x.dim())
         if len(axes) == 1:
             # The axis explicitly: nn.Softmax() without dim would pick dim 0 for 3-D inputs.
             return activate(functools.partial(_activations.softmax, axis=axes[0]), x)
-        return _float32_math(_softmax_axes, x, axes)
+        return float32_math(_softmax_axes, x, axes)
 
 
 def re_lu(layer: Any, weights: Sequence[np.ndarray]) -> ReLU:

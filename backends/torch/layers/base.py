@@ -6,6 +6,10 @@ canonical layout.
 A builder (``conv2d`` in ``layers/convolutional.py`` for ``dn.layers.Conv2D``) is a function
 ``builder(layer, weights) -> Module`` where ``layer`` is the neutral layer (validated, built) and
 ``weights`` its canonical numpy arrays in declaration order.
+
+The helpers at the end are the conventions several layer modules share (half precision,
+channels-first views, ``F.pad``'s argument order, per-axis weights), named as their TensorFlow
+counterparts where TensorFlow has one.
 """
 
 from __future__ import annotations
@@ -102,3 +106,57 @@ def activate(fn: Callable[..., Any], x: torch.Tensor) -> torch.Tensor:
         return fn(x)
     with use_backend("torch"):
         return fn(x)
+
+
+# -- Helpers shared by the layer modules ---------------------------------------------------------
+
+HALF = (torch.float16, torch.bfloat16)
+
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """float32 for a half-precision tensor, else ``x`` itself: the dtype a layer computes in.
+
+    dualnet's rule for float16/bfloat16 on both backends (torch's CPU ``opmath``): compute in
+    float32 and round to half precision once, at the end; code that calls this rounds itself
+    (``y.to(x.dtype)``)."""
+    return x.float() if x.dtype in HALF else x
+
+
+def float32_math(fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: Any,
+                 **kwargs: Any) -> torch.Tensor:  # fmt: skip
+    """``fn(x, *args, **kwargs)``, computed in float32 for a half-precision ``x`` (the tensors
+    among ``args`` too) and rounded once to ``x``'s dtype; run as it is for other dtypes."""
+    if x.dtype not in HALF:
+        return fn(x, *args, **kwargs)
+    up = [a.float() if isinstance(a, torch.Tensor) else a for a in args]
+    return fn(x.float(), *up, **kwargs).to(x.dtype)
+
+
+def to_channels_first(x: torch.Tensor, data_format: str) -> torch.Tensor:
+    """``x`` with its channels at dim 1, the layout of torch's convolution, pooling and
+    interpolation kernels. A channels_last ``(N, *spatial, C)`` input is moved with ``movedim``:
+    a view whose strides are torch's channels-last memory format, which the CPU and cuDNN
+    kernels read natively, so nothing is copied for the layout."""
+    return x if data_format == "channels_first" else x.movedim(-1, 1)
+
+
+def from_channels_first(y: torch.Tensor, data_format: str) -> torch.Tensor:
+    """The inverse of :func:`to_channels_first` (a view too)."""
+    return y if data_format == "channels_first" else y.movedim(1, -1)
+
+
+def pad_arg(pads: Sequence[tuple[int, int]]) -> list[int]:
+    """``F.pad``'s ``pad`` list for ``(before, after)`` amounts given first axis first: torch
+    takes them from the *last* axis backwards and pads that many trailing axes."""
+    return [p for pair in reversed(pads) for p in pair]
+
+
+def broadcast_over(w: torch.Tensor | None, ndim: int, axes: Sequence[int]) -> torch.Tensor | None:
+    """A weight shaped by the sizes of ``axes`` (increasing) reshaped to broadcast against an
+    input of rank ``ndim`` (None stays None: an absent γ or β)."""
+    if w is None:
+        return None
+    shape = [1] * ndim
+    for size, a in zip(w.shape, axes, strict=True):
+        shape[a] = size
+    return w.reshape(shape)

@@ -3,19 +3,26 @@ channels-first tensors, with the padding of :mod:`dualnet.layers.convolutional` 
 explicitly (torch's ``padding="same"`` refuses strides > 1 and its integer padding is symmetric,
 while TensorFlow's rule puts the odd pixel at the end).
 
-channels_last inputs are permuted to ``(B, C, ...)`` and back: views, not copies (torch's CPU
+channels_last inputs are moved to ``(B, C, ...)`` and back: views, not copies (torch's CPU
 and cuDNN kernels read the channels-last memory format directly).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dualnet.backends.torch.layers.base import Layout, Module, activate
+from dualnet.backends.torch.layers.base import (
+    Layout,
+    Module,
+    activate,
+    from_channels_first,
+    pad_arg,
+    to_channels_first,
+)
 
 from dualnet import activations as _activations
 
@@ -36,28 +43,29 @@ def _depthwise_layout(shape: Sequence[int]) -> Layout:
 
 
 class _Conv(Module):
-    """Shared forward: to channels-first, pad, convolve, back, activation."""
+    """Shared: to channels-first, pad, ``conv(x, kernel, bias, strides, padding, dilation,
+    groups)``, back, activation. Subclasses give the weights' torch layouts, the native
+    convolution and its ``groups``."""
 
-    def __init__(self, layer: Any, weights: Sequence[np.ndarray], layouts: dict[str, Layout]):
+    def __init__(self, layer: Any, weights: Sequence[np.ndarray], layouts: dict[str, Layout],
+                 conv: Callable[..., torch.Tensor], groups: int):  # fmt: skip
         super().__init__(layer, weights, layouts)
-        self.rank = layer.rank
-        self.channels_last = layer.data_format == "channels_last"
+        self.data_format = layer.data_format
         self.activation = layer.activation
+        self.conv = conv
+        self.groups = groups
         if not layer.use_bias:
             self.bias = None
 
-    def to_first(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.channels_last:
-            return x
-        return x.permute(0, self.rank + 1, *range(1, self.rank + 1))
-
-    def from_first(self, y: torch.Tensor) -> torch.Tensor:
-        if not self.channels_last:
-            return y
-        return y.permute(0, *range(2, self.rank + 2), 1)
+    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        layer = self.layer
+        x, padding = self.pad(to_channels_first(x, self.data_format))
+        y = self.conv(x, self.kernel, self.bias, layer.strides, padding, layer.dilation_rate,
+                      self.groups)  # fmt: skip
+        return self.finish(y)
 
     def finish(self, y: torch.Tensor) -> torch.Tensor:
-        y = self.from_first(y)
+        y = from_channels_first(y, self.data_format)
         if self.activation is _activations.linear:
             return y
         return activate(self.activation, y)
@@ -66,27 +74,27 @@ class _Conv(Module):
         """``(input, padding for F.conv)``: the layer's ``(before, after)`` amounts for this
         input size. Symmetric amounts go to the convolution itself (no copy); otherwise
         ``F.pad`` pads asymmetrically (TensorFlow's odd pixel after, causal all before) and the
-        convolution pads nothing."""
+        convolution pads nothing (torch's integer padding is symmetric)."""
         amounts = self.layer.padding_amounts(tuple(x.shape[2:]))
         if all(before == after for before, after in amounts):
             return x, tuple(before for before, _ in amounts)
-        flat = [p for before_after in reversed(amounts) for p in before_after]  # last axis first
-        return F.pad(x, flat), 0
+        return F.pad(x, pad_arg(amounts)), 0
 
 
 class Conv(_Conv):
     """Conv1D/2D/3D: ``F.conv{N}d`` with the padding applied by :meth:`_Conv.pad`."""
 
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
-        super().__init__(layer, weights, {"kernel": _kernel_layout(layer.rank)})
-        self.conv = _CONV[layer.rank]
+        super().__init__(layer, weights, {"kernel": _kernel_layout(layer.rank)},
+                         _CONV[layer.rank], layer.groups)  # fmt: skip
 
-    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        layer = self.layer
-        x, padding = self.pad(self.to_first(x))
-        y = self.conv(x, self.kernel, self.bias, layer.strides, padding, layer.dilation_rate,
-                      layer.groups)  # fmt: skip
-        return self.finish(y)
+
+class DepthwiseConv2D(_Conv):
+    """``F.conv2d(groups=C)`` with the ``(C·m, 1, kh, kw)`` weight."""
+
+    def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
+        shape = layer.weight_specs[0].shape
+        super().__init__(layer, weights, {"kernel": _depthwise_layout(shape)}, F.conv2d, shape[2])
 
 
 class ConvTranspose(_Conv):
@@ -99,35 +107,20 @@ class ConvTranspose(_Conv):
     """
 
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
-        super().__init__(layer, weights, {"kernel": _kernel_layout(layer.rank)})
-        self.conv = _CONV_TRANSPOSE[layer.rank]
+        super().__init__(layer, weights, {"kernel": _kernel_layout(layer.rank)},
+                         _CONV_TRANSPOSE[layer.rank], 1)  # fmt: skip
         self.crop = layer.crop_axes
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         layer = self.layer
-        x = self.to_first(x)
+        x = to_channels_first(x, self.data_format)
         # The bias goes in with the convolution: the rows past the full output (zeros) get it
         # too, as TensorFlow adds it after its longer output.
         y = self.conv(x, self.kernel, self.bias, layer.strides, 0,
-                      tuple(c.extra for c in self.crop), 1, layer.dilation_rate)  # fmt: skip
+                      tuple(c.extra for c in self.crop), self.groups,
+                      layer.dilation_rate)  # fmt: skip
         for axis, (c, n) in enumerate(zip(self.crop, x.shape[2:], strict=True), start=2):
             y = y.narrow(axis, c.start, c.length(n))
-        return self.finish(y)
-
-
-class DepthwiseConv2D(_Conv):
-    """``F.conv2d(groups=C)`` with the ``(C·m, 1, kh, kw)`` weight."""
-
-    def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
-        shape = layer.weight_specs[0].shape
-        super().__init__(layer, weights, {"kernel": _depthwise_layout(shape)})
-        self.groups = shape[2]
-
-    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        layer = self.layer
-        x, padding = self.pad(self.to_first(x))
-        y = F.conv2d(x, self.kernel, self.bias, layer.strides, padding, layer.dilation_rate,
-                     self.groups)  # fmt: skip
         return self.finish(y)
 
 
@@ -138,15 +131,14 @@ class SeparableConv2D(_Conv):
         shape = layer.weight_specs[0].shape
         layouts = {"depthwise_kernel": _depthwise_layout(shape),
                    "pointwise_kernel": _kernel_layout(2)}  # fmt: skip
-        super().__init__(layer, weights, layouts)
-        self.groups = shape[2]
+        super().__init__(layer, weights, layouts, F.conv2d, shape[2])
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         layer = self.layer
-        x, padding = self.pad(self.to_first(x))
-        h = F.conv2d(x, self.depthwise_kernel, None, layer.strides, padding, layer.dilation_rate,
-                     self.groups)  # fmt: skip
-        return self.finish(F.conv2d(h, self.pointwise_kernel, self.bias))
+        x, padding = self.pad(to_channels_first(x, self.data_format))
+        h = self.conv(x, self.depthwise_kernel, None, layer.strides, padding,
+                      layer.dilation_rate, self.groups)  # fmt: skip
+        return self.finish(self.conv(h, self.pointwise_kernel, self.bias))
 
 
 def conv1d(layer: Any, weights: Sequence[np.ndarray]) -> Conv:

@@ -7,8 +7,10 @@ rounds exactly as TensorFlow's does.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -17,10 +19,7 @@ from dualnet.backends.torch.layers.base import Module
 
 class Add(Module):
     def forward(self, xs: list[torch.Tensor], training: bool = False) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out
+        return functools.reduce(operator.add, xs)  # ((x0 + x1) + x2) + ...
 
 
 class Subtract(Module):
@@ -30,19 +29,13 @@ class Subtract(Module):
 
 class Multiply(Module):
     def forward(self, xs: list[torch.Tensor], training: bool = False) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out * x
-        return out
+        return functools.reduce(operator.mul, xs)
 
 
 class Average(Module):
     def forward(self, xs: list[torch.Tensor], training: bool = False) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
         # One division by n after the left-to-right sum (Keras's order), not torch.mean.
-        return out / len(xs)
+        return functools.reduce(operator.add, xs) / len(xs)
 
 
 class _FirstWins(torch.autograd.Function):
@@ -68,20 +61,21 @@ class _FirstWins(torch.autograd.Function):
         return torch.where(first, grad, zero), torch.where(first, zero, grad), None
 
 
-class Maximum(Module):
+class _Extremum(Module):
+    """The running maximum (``largest``) or minimum of the inputs, left to right."""
+
+    largest: ClassVar[bool]
+
     def forward(self, xs: list[torch.Tensor], training: bool = False) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = _FirstWins.apply(out, x, True)
-        return out
+        return functools.reduce(lambda a, b: _FirstWins.apply(a, b, self.largest), xs)
 
 
-class Minimum(Module):
-    def forward(self, xs: list[torch.Tensor], training: bool = False) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = _FirstWins.apply(out, x, False)
-        return out
+class Maximum(_Extremum):
+    largest = True
+
+
+class Minimum(_Extremum):
+    largest = False
 
 
 class Concatenate(Module):

@@ -24,29 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dualnet.backends.torch.layers.base import Module
-
-_HALF = (torch.float16, torch.bfloat16)
-
-
-def _compute(x: torch.Tensor) -> torch.Tensor:
-    """float32 for half-precision tensors (normalised in float32, rounded once), else ``x``."""
-    return x.float() if x.dtype in _HALF else x
+from dualnet.backends.torch.layers.base import Module, broadcast_over, upcast
 
 
 def _cast(w: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A weight in the compute dtype (float32 for half-precision layers); None stays None."""
     return None if w is None else w.to(dtype)
-
-
-def _over(w: torch.Tensor | None, ndim: int, axes: Sequence[int]) -> torch.Tensor | None:
-    """A weight shaped by the sizes of ``axes`` (increasing), reshaped to broadcast against an
-    input of rank ``ndim``."""
-    if w is None:
-        return None
-    shape = [1] * ndim
-    for size, a in zip(w.shape, axes, strict=True):
-        shape[a] = size
-    return w.reshape(shape)
 
 
 def _trailing(axes: Sequence[int], ndim: int) -> bool:
@@ -84,7 +67,7 @@ class BatchNormalization(_Affine):
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         training = self.effective_training(training)
-        xc = _compute(x)
+        xc = upcast(x)
         gamma, beta = _cast(self.gamma, xc.dtype), _cast(self.beta, xc.dtype)
         count = xc.numel() // max(xc.shape[self.axis], 1)  # values per channel
         if training:
@@ -126,9 +109,9 @@ class BatchNormalization(_Affine):
         var, mean = torch.var_mean(xc, dim=self.reduce, correction=0, keepdim=True)
         y = (xc - mean) * torch.rsqrt(var + self.epsilon)
         if gamma is not None:
-            y = y * _over(gamma, self.ndim, self.axes)
+            y = y * broadcast_over(gamma, self.ndim, self.axes)
         if beta is not None:
-            y = y + _over(beta, self.ndim, self.axes)
+            y = y + broadcast_over(beta, self.ndim, self.axes)
         with torch.no_grad():
             m = self.momentum
             batch_mean, batch_var = mean.detach().reshape(-1), var.detach().reshape(-1)
@@ -154,7 +137,7 @@ class LayerNormalization(_Affine):
         self.inverse = None if trailing else tuple(int(i) for i in np.argsort(order))
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        xc = _compute(x)
+        xc = upcast(x)
         gamma, beta = _cast(self.gamma, xc.dtype), _cast(self.beta, xc.dtype)
         moved = xc if self.order is None else xc.permute(self.order)
         y = F.layer_norm(moved, self.normalized_shape, gamma, beta, self.epsilon)
@@ -172,7 +155,7 @@ class GroupNormalization(_Affine):
         self.groups = layer.resolved_groups(layer.input_shape[self.axis])
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        xc = _compute(x)
+        xc = upcast(x)
         gamma, beta = _cast(self.gamma, xc.dtype), _cast(self.beta, xc.dtype)
         view = xc if self.axis == 1 else xc.movedim(self.axis, 1)
         y = F.group_norm(view, self.groups, gamma, beta, self.epsilon)
@@ -193,13 +176,16 @@ class RMSNormalization(Module):
         self.trailing = _trailing(self.axes, self.ndim)
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        xc = _compute(x)
+        xc = upcast(x)
         scale = self.scale.to(xc.dtype)
         if self.trailing:
             y = F.rms_norm(xc, self.normalized_shape, scale, self.epsilon)
         else:
+            # F.rms_norm takes trailing dimensions only: (x·rsqrt(mean(x²) + ε))·scale, in
+            # Keras's order, the scale broadcast over the axes.
             mean_square = xc.square().mean(dim=self.axes, keepdim=True)
-            y = xc * torch.rsqrt(mean_square + self.epsilon) * _over(scale, self.ndim, self.axes)
+            y = xc * torch.rsqrt(mean_square + self.epsilon)
+            y = y * broadcast_over(scale, self.ndim, self.axes)
         return y.to(x.dtype)
 
 
@@ -214,7 +200,7 @@ class UnitNormalization(Module):
         self.epsilon = layer.epsilon
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        xc = _compute(x)
+        xc = upcast(x)
         norm = torch.linalg.vector_norm(xc, 2, dim=self.axes, keepdim=True)
         return (xc / norm.clamp_min(self.epsilon)).to(x.dtype)
 

@@ -1,44 +1,43 @@
 """Pooling layers on torch (builders named like the neutral classes): ``F.max_pool{n}d``,
 ``F.avg_pool{n}d`` and reductions.
 
-torch's pooling kernels take channels first. A channels_last input is moved to
-``(N, C, *spatial)`` with ``movedim`` — a view whose strides are torch's channels-last memory
-format, which the CPU kernels read natively for 2-D and 3-D — and the result is moved back (a
-view too); nothing is copied for the layout.
+torch's pooling kernels take channels first: a channels_last input is moved to
+``(N, C, *spatial)`` and back, as views (``base.to_channels_first``); nothing is copied for the
+layout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dualnet.backends.torch.layers.base import Module
+from dualnet.backends.torch.layers.base import (
+    HALF,
+    Module,
+    float32_math,
+    from_channels_first,
+    pad_arg,
+    to_channels_first,
+)
 
-from dualnet.layers.pooling import same_padding, spatial_axes
+from dualnet.layers._spatial import same_padding, spatial_axes
 
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
-_HALF = (torch.float16, torch.bfloat16)
-
-
-def _channels_first(x: torch.Tensor, data_format: str) -> torch.Tensor:
-    return x if data_format == "channels_first" else x.movedim(-1, 1)
-
-
-def _restore(y: torch.Tensor, data_format: str) -> torch.Tensor:
-    return y if data_format == "channels_first" else y.movedim(1, -1)
-
-
-def _pad_arg(pads: Sequence[tuple[int, int]]) -> list[int]:
-    """``F.pad``'s argument: (before, after) pairs from the last axis to the first."""
-    return [p for pair in reversed(pads) for p in pair]
 
 
 class _WindowPooling(Module):
-    """Shared by the window pooling modules: the layer's arguments as plain attributes."""
+    """Shared by the window pooling modules: the layer's arguments as plain attributes, and the
+    forward pass: ``pool`` (``F.max_pool{n}d`` / ``F.avg_pool{n}d``) on the channels-first view,
+    with TensorFlow's ``"same"`` padding given to torch's kernel where it is symmetric
+    (``padding_kwargs``: the extra arguments that make the kernel pad as dualnet documents) and
+    applied by :meth:`asymmetric` where it is not."""
+
+    pool: Callable[..., torch.Tensor]
+    padding_kwargs: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
         super().__init__(layer, weights)
@@ -48,71 +47,73 @@ class _WindowPooling(Module):
         self.same = layer.padding == "same"
         self.data_format = layer.data_format
 
+    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        x = to_channels_first(x, self.data_format)
+        if not self.same:
+            y = self.pool(x, self.kernel_size, self.stride)
+        else:
+            pads = self.same_pads(x)
+            if all(before == after for before, after in pads):
+                padding = tuple(before for before, _ in pads)
+                y = self.pool(x, self.kernel_size, self.stride, padding=padding,
+                              **self.padding_kwargs)  # fmt: skip
+            else:
+                # TF puts the odd position at the end, which torch's padding cannot express.
+                y = self.asymmetric(x, pads)
+        return from_channels_first(y, self.data_format)
+
     def same_pads(self, x: torch.Tensor) -> list[tuple[int, int]]:
         """TensorFlow's ``"same"`` (before, after) per spatial axis of a channels-first ``x``."""
         sizes = zip(x.shape[2:], self.kernel_size, self.stride, strict=True)
         return [same_padding(n, k, s) for n, k, s in sizes]
 
+    def asymmetric(self, x: torch.Tensor, pads: list[tuple[int, int]]) -> torch.Tensor:
+        raise NotImplementedError
+
 
 class MaxPooling(_WindowPooling):
-    """``F.max_pool{n}d``; ``"same"`` pads with −inf, so padding never wins a window."""
+    """``F.max_pool{n}d``; ``"same"`` pads with −inf, so padding never wins a window.
 
-    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        x = _channels_first(x, self.data_format)
-        pool = _MAX_POOL[self.dims]
-        if not self.same:
-            y = pool(x, self.kernel_size, self.stride)
-        else:
-            pads = self.same_pads(x)
-            if all(before == after for before, after in pads):
-                # Symmetric: torch's own padding is −inf (and before <= (k − 1) // 2 <= k / 2,
-                # the most torch accepts).
-                y = pool(x, self.kernel_size, self.stride, padding=tuple(b for b, _ in pads))
-            else:
-                # TF puts the odd position at the end, which torch's padding cannot express:
-                # pad explicitly, with −inf — a zero would win over all-negative border windows.
-                y = pool(F.pad(x, _pad_arg(pads), value=-float("inf")), self.kernel_size,
+    Symmetric amounts use torch's own padding, which is −inf (and ``before <= (k − 1) // 2 <=
+    k / 2``, the most torch accepts)."""
+
+    def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
+        super().__init__(layer, weights)
+        self.pool = _MAX_POOL[self.dims]
+
+    def asymmetric(self, x: torch.Tensor, pads: list[tuple[int, int]]) -> torch.Tensor:
+        # Padded explicitly with −inf: a zero would win over all-negative border windows.
+        return self.pool(F.pad(x, pad_arg(pads), value=-float("inf")), self.kernel_size,
                          self.stride)  # fmt: skip
-        return _restore(y, self.data_format)
 
 
 class AveragePooling(_WindowPooling):
     """``F.avg_pool{n}d`` dividing by the real positions of each window (Keras's rule)."""
 
+    # count_include_pad=False: torch's default (True) would divide border windows by the full
+    # window size, counting the padded zeros.
+    padding_kwargs: ClassVar[dict[str, Any]] = {"count_include_pad": False}
+
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
         super().__init__(layer, weights)
+        self.pool = _AVG_POOL[self.dims]
         self._counts: dict[tuple, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        dtype = x.dtype
-        if dtype in _HALF:
-            x = x.float()  # averaged in float32 and rounded once at the end, as on TensorFlow
-        x = _channels_first(x, self.data_format)
-        pool = _AVG_POOL[self.dims]
-        if not self.same:
-            y = pool(x, self.kernel_size, self.stride)
-        else:
-            pads = self.same_pads(x)
-            if all(before == after for before, after in pads):
-                # count_include_pad=False: torch's default (True) would divide border windows by
-                # the full window size, counting the padded zeros.
-                y = pool(x, self.kernel_size, self.stride, padding=tuple(b for b, _ in pads),
-                         count_include_pad=False)  # fmt: skip
-            else:
-                y = self._asymmetric(x, pads)
-        return _restore(y, self.data_format).to(dtype)
+        # Averaged in float32 and rounded once, as on TensorFlow (in half precision the
+        # asymmetric path's sum and division would round twice, and torch has no half
+        # avg_pool3d on the CPU).
+        return float32_math(super().forward, x)
 
-    def _asymmetric(self, x: torch.Tensor, pads: list[tuple[int, int]]) -> torch.Tensor:
-        """TF's odd padding position at the end has no torch ``padding=`` equivalent: sum the
-        explicitly zero-padded windows (``divisor_override=1``) and divide by the number of
-        real positions of each window, an exact small integer."""
-        padded = F.pad(x, _pad_arg(pads))
+    def asymmetric(self, x: torch.Tensor, pads: list[tuple[int, int]]) -> torch.Tensor:
+        """Sum the explicitly zero-padded windows (``divisor_override=1``) and divide by the
+        number of real positions of each window, an exact small integer."""
+        padded = F.pad(x, pad_arg(pads))
         if self.dims == 1:  # avg_pool1d has no divisor_override: pool (1, L) maps in 2-D
             total = F.avg_pool2d(padded.unsqueeze(2), (1, *self.kernel_size), (1, *self.stride),
                                  divisor_override=1).squeeze(2)  # fmt: skip
         else:
-            total = _AVG_POOL[self.dims](padded, self.kernel_size, self.stride,
-                                         divisor_override=1)  # fmt: skip
+            total = self.pool(padded, self.kernel_size, self.stride, divisor_override=1)
         return total / self._real_counts(tuple(x.shape[2:]), pads, x.dtype, x.device)
 
     def _real_counts(self, spatial: tuple[int, ...], pads: list[tuple[int, int]],
@@ -143,7 +144,9 @@ class GlobalPooling(Module):
         axes = spatial_axes(x.ndim, self.data_format)
         if not self.average:
             return torch.amax(x, dim=axes, keepdim=self.keepdims)
-        if x.dtype in _HALF:  # summed in float32 and rounded once, as Keras's mean does
+        if x.dtype in HALF:
+            # Summed in float32 by the kernel itself (no float32 copy of x) and rounded once, as
+            # Keras's mean does.
             return x.mean(dim=axes, keepdim=self.keepdims, dtype=torch.float32).to(x.dtype)
         return x.mean(dim=axes, keepdim=self.keepdims)
 

@@ -8,14 +8,12 @@ count of calls advances whether the layer is called alone or inside a model's na
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from dualnet.backends.torch.layers.base import Module
-
-_HALF = (torch.float16, torch.bfloat16)
+from dualnet.backends.torch.layers.base import Module, float32_math
 
 
 def _host(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -35,40 +33,43 @@ class Dropout(Module):
             return x
         keep = _host(keep, x)
         scale = self.layer.scale
-        if x.dtype in _HALF:
-            # torch would compute x·scale in float32 anyway (opmath); written out so both
-            # backends follow one rule: float32 math with the scale rounded to float32, one
-            # rounding to half at the end.
-            return torch.where(keep, x.float() * scale, 0.0).to(x.dtype)
-        # A Python float multiplies in x's dtype (the scale rounded once to it); where() keeps
-        # a dropped inf or NaN at 0, as Keras does (x·mask would give NaN).
-        return torch.where(keep, x * scale, 0.0)
+
+        def drop(v: torch.Tensor) -> torch.Tensor:
+            # A Python float multiplies in v's dtype (the scale rounded once to it); where()
+            # keeps a dropped inf or NaN at 0, as Keras does (x·mask would give NaN).
+            return torch.where(keep, v * scale, 0.0)
+
+        # Half inputs: torch would compute x·scale in float32 anyway (opmath); written out so
+        # both backends follow one rule: float32 math with the scale rounded to float32, one
+        # rounding to half at the end.
+        return float32_math(drop, x)
 
 
-class GaussianNoise(Module):
-    """``x + noise`` with the neutral layer's noise."""
+class _Noise(Module):
+    """``op(x, noise)`` with the neutral layer's noise for each training call (drawn in the
+    compute dtype: float32 for half layers, rounded once after ``op``)."""
+
+    op: ClassVar[Callable[..., torch.Tensor]]
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         if not training:
             return x
         noise = self.layer.next_noise(tuple(x.shape))
-        if noise is None:  # stddev 0
+        if noise is None:  # stddev or rate 0
             return x
-        noise = _host(noise, x)  # in the compute dtype: float32 for half layers
-        return (x + noise).to(x.dtype) if x.dtype in _HALF else x + noise
+        return float32_math(self.op, x, _host(noise, x))
 
 
-class GaussianDropout(Module):
+class GaussianNoise(_Noise):
+    """``x + noise`` with the neutral layer's noise."""
+
+    op = staticmethod(torch.add)
+
+
+class GaussianDropout(_Noise):
     """``x · factor`` with the neutral layer's factor ``1 + σ·n``."""
 
-    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        if not training:
-            return x
-        factor = self.layer.next_noise(tuple(x.shape))
-        if factor is None:  # rate 0
-            return x
-        factor = _host(factor, x)
-        return (x * factor).to(x.dtype) if x.dtype in _HALF else x * factor
+    op = staticmethod(torch.mul)
 
 
 def dropout(layer: Any, weights: Sequence[np.ndarray]) -> Dropout:

@@ -14,9 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dualnet.backends.torch.layers.base import Module
-
-_HALF = (torch.float16, torch.bfloat16)
+from dualnet.backends.torch.layers.base import (
+    Module,
+    float32_math,
+    from_channels_first,
+    pad_arg,
+    to_channels_first,
+)
 
 
 class Flatten(Module):
@@ -48,20 +52,15 @@ class RepeatVector(Module):
         return x.unsqueeze(1).expand(-1, self.layer.n, -1)  # a view; autograd sums the copies
 
 
-def _zero_pad_arg(pairs: Sequence[tuple[int, int]], data_format: str) -> list[int]:
-    """``F.pad``'s list: (before, after) per axis from the *last* axis backwards; channels_last
-    puts the (unpadded) channel axis first in that list."""
-    flat = [p for pair in reversed(pairs) for p in pair]
-    return flat if data_format == "channels_first" else [0, 0, *flat]
-
-
 class ZeroPadding(Module):
     """``F.pad`` with zeros (1-D and 2-D)."""
 
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
         super().__init__(layer, weights)
         pairs = layer.padding if isinstance(layer.padding[0], tuple) else (layer.padding,)
-        self.pad = _zero_pad_arg(pairs, layer.data_format)
+        # F.pad pads trailing axes: channels_last data has the (unpadded) channels last.
+        unpadded = [] if layer.data_format == "channels_first" else [(0, 0)]
+        self.pad = pad_arg([*pairs, *unpadded])
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         return F.pad(x, self.pad)
@@ -96,18 +95,13 @@ class UpSampling2D(Module):
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         layer = self.layer
-        channels_last = layer.data_format == "channels_last"
-        if channels_last:
-            x = x.movedim(-1, 1)  # channels-last strides: the CPU kernels read them natively
+        x = to_channels_first(x, layer.data_format)
         size = (x.shape[2] * layer.size[0], x.shape[3] * layer.size[1])
         if layer.interpolation == "nearest":
             y = F.interpolate(x, size=size, mode="nearest-exact")
-        else:
-            dtype = x.dtype
-            if dtype in _HALF:  # interpolated in float32 and rounded once, as on TensorFlow
-                x = x.float()
-            y = F.interpolate(x, size=size, mode="bilinear", align_corners=False).to(dtype)
-        return y.movedim(1, -1) if channels_last else y
+        else:  # interpolated in float32 and rounded once for half inputs, as on TensorFlow
+            y = float32_math(F.interpolate, x, size=size, mode="bilinear", align_corners=False)
+        return from_channels_first(y, layer.data_format)
 
 
 def _spatial(layer: Any, ndim: int) -> tuple[int, ...]:

@@ -131,6 +131,14 @@ register(
                 "kh, kw)",
         errors=(_rank((1, 4, 5, 4)), _too_small((1, 4, 2, 4, 2), padding="valid")),
     ),
+    LayerCase(
+        name="conv3d-groups", layer=L.Conv3D,
+        kwargs={"filters": 4, "kernel_size": 2, "groups": 2, "padding": "same"},
+        input_shape=(1, 3, 3, 3, 4), reference=_conv3d, reduction=27,
+        half_bound=bilinear_bound(16),
+        exposes="grouped 3-D kernel (kd, kh, kw, in/groups, out): TensorFlow's CPU Conv3D "
+                "refuses groups in every dtype (the backend convolves each group)",
+    ),
     # ------------------------------------------------------------------- Conv2DTranspose
     LayerCase(
         name="conv2d-transpose-same-k3-s2", layer=L.Conv2DTranspose,
