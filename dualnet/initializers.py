@@ -192,6 +192,8 @@ class Initializer:
 
     def _validate(self, where: str) -> None:
         """Subclasses check their own fields here."""
+        # A body besides the docstring: tf.function's AutoGraph cannot convert an empty one.
+        return None
 
     def __call__(
         self, shape: Sequence[int], dtype: Any = "float32", *, fans: tuple[int, int] | None = None
@@ -230,6 +232,8 @@ class Initializer:
 
     def _check_shape(self, shape: tuple[int, ...], where: str) -> None:
         """Subclasses refuse shapes they cannot fill (Orthogonal needs 2-D)."""
+        # A body besides the docstring: tf.function's AutoGraph cannot convert an empty one.
+        return None
 
     def _portable(self, shape: tuple[int, ...], fans: tuple[int, int] | None) -> np.ndarray:
         raise NotImplementedError

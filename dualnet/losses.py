@@ -234,6 +234,8 @@ class Loss:
 
     def _validate(self, where: str) -> None:
         """Subclasses check their own configuration here."""
+        # A body besides the docstring: tf.function's AutoGraph cannot convert an empty one.
+        return None
 
     def _values(self, y_true: Any, p: Any, compute: str, where: str) -> tuple[Any, int | None]:
         """Per-sample losses of native ``p`` (already in ``compute`` dtype), and the divisor of

@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
+from frameworks import torch as _torch
 
 import dualnet as dn
 from dualnet._backend import backend_module
 from dualnet.reference.layers import activations as R
 
 L = dn.layers
-
-
-def _torch():
-    backend_module("torch")
-    import torch
-
-    return torch
-
-
-def _keras():
-    backend_module("tensorflow")  # torch first, then TensorFlow (the order that works)
-    import keras
-
-    return keras
 
 
 def _grad(backend, layer, x):

@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
+from frameworks import torch as _torch
 
 import dualnet as dn
 from dualnet._backend import BACKENDS, backend_module
@@ -28,20 +30,6 @@ def _x(shape, seed=0):
 def _weights(layer, seed=1):
     rng = np.random.default_rng(seed)
     return [0.5 * rng.standard_normal(s.shape) for s in layer.weight_specs]
-
-
-def _torch():
-    backend_module("torch")
-    import torch
-
-    return torch
-
-
-def _keras():
-    backend_module("tensorflow")  # imports torch first, then TensorFlow (the order that works)
-    import keras
-
-    return keras
 
 
 def _run(cls, kwargs, x, backend, weights=None, dtype="float64"):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
+from frameworks import torch as _torch
 
 import dualnet as dn
 from dualnet._backend import BACKENDS, backend_module
@@ -14,27 +16,6 @@ from dualnet.reference.layers import core as RC
 from dualnet.reference.layers import merging as R
 
 L = dn.layers
-
-
-def _torch():
-    backend_module("torch")
-    import torch
-
-    return torch
-
-
-def _tf():
-    backend_module("tensorflow")  # torch first, then TensorFlow (the order that works)
-    import tensorflow as tf
-
-    return tf
-
-
-def _keras():
-    backend_module("tensorflow")
-    import keras
-
-    return keras
 
 
 def _residual(backend):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
+from frameworks import torch as _torch
 
 import dualnet as dn
 from dualnet._backend import backend_module
@@ -15,19 +17,6 @@ from dualnet.reference import layers as RL
 from dualnet.reference.layers import normalization as R
 
 L = dn.layers
-
-
-def _torch():
-    import torch
-
-    return torch
-
-
-def _keras():
-    backend_module("tensorflow")  # imports torch first, then TensorFlow (the order that works)
-    import keras
-
-    return keras
 
 
 def _config(layer):

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
+from frameworks import tf as _tf
+from frameworks import torch as _torch
 
 import dualnet as dn
 from dualnet._backend import backend_module
@@ -15,27 +18,6 @@ RNG = np.random.default_rng(1234)
 X = RNG.standard_normal((2, 5, 6, 2))  # batch 2, 5x6 maps, 2 channels (channels_last)
 X_ODD = RNG.standard_normal((2, 5, 7, 2))  # 5 and 7: "same" with k=3, s=2 pads 1+1 on both
 NEGATIVE = -RNG.uniform(0.5, 3.0, (2, 5, 6, 2))
-
-
-def _torch():
-    backend_module("torch")
-    import torch
-
-    return torch
-
-
-def _keras():
-    backend_module("tensorflow")  # torch first, then TensorFlow (the order that works)
-    import keras
-
-    return keras
-
-
-def _tf():
-    backend_module("tensorflow")
-    import tensorflow as tf
-
-    return tf
 
 
 def _nchw(x):

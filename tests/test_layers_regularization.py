@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
+from frameworks import tf as _tf
+from frameworks import torch as _torch
 
 import dualnet as dn
 from dualnet import random as dn_random
@@ -15,27 +18,6 @@ from dualnet.layers.regularization import keep_mask, standard_normal
 from dualnet.reference.layers import regularization as R
 
 L = dn.layers
-
-
-def _torch():
-    backend_module("torch")
-    import torch
-
-    return torch
-
-
-def _tf():
-    backend_module("tensorflow")  # torch first, then TensorFlow (the order that works)
-    import tensorflow as tf
-
-    return tf
-
-
-def _keras():
-    backend_module("tensorflow")
-    import keras
-
-    return keras
 
 
 def _training_calls(layer_factory, x, calls):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
+from frameworks import torch as _torch
 
 import dualnet as dn
 from dualnet._backend import backend_module
@@ -16,20 +18,6 @@ from dualnet.reference.layers import reshaping as R
 RNG = np.random.default_rng(4321)
 FEATURES = RNG.standard_normal((2, 3, 4, 2))  # a conv output: batch 2, H=3, W=4, C=2 (NHWC)
 IMAGE = RNG.standard_normal((2, 5, 6, 2))
-
-
-def _torch():
-    backend_module("torch")
-    import torch
-
-    return torch
-
-
-def _keras():
-    backend_module("tensorflow")  # torch first, then TensorFlow (the order that works)
-    import keras
-
-    return keras
 
 
 def _nchw(x):

@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
 
 import dualnet as dn
 from dualnet import losses as L
@@ -19,13 +20,6 @@ from dualnet.reference import losses as R
 
 RTOL = {"float32": 2e-6, "float64": 1e-12}
 REDUCTIONS = ("sum_over_batch_size", "sum", "none", "mean")
-
-
-def _keras():
-    backend_module("tensorflow")  # imports torch first, then TF with KERAS_BACKEND=tensorflow
-    import keras
-
-    return keras
 
 
 def _np(x):

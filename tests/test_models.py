@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
 
 import dualnet as dn
 from dualnet._backend import backend_module
@@ -155,13 +156,6 @@ def test_tutorial_summary_text():
     assert (
         " Trainable params: 26 (104.00 B)" in text and " Non-trainable params: 0 (0.00 B)" in text
     )
-
-
-def _keras():
-    backend_module("tensorflow")  # imports torch first, then TensorFlow (the order that works)
-    import keras
-
-    return keras
 
 
 @pytest.mark.parametrize("kind", ("sequential", "functional"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from frameworks import keras as _keras
 
 import dualnet as dn
 from dualnet._backend import backend_module
@@ -14,13 +15,6 @@ from dualnet.parity.catalogue.training_networks import dropout_cnn, lenet, resid
 
 NETWORKS = {"lenet": lenet, "residual": residual, "dropout_cnn": dropout_cnn}
 SHAPES = {"lenet": (28, 28, 1), "residual": (8, 8, 4), "dropout_cnn": (10, 10, 2)}
-
-
-def _keras():
-    backend_module("tensorflow")  # imports torch first, then TensorFlow (the order that works)
-    import keras
-
-    return keras
 
 
 def _keras_twin(name: str):

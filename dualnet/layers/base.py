@@ -66,6 +66,7 @@ from dualnet.layers._checks import (
     is_castable,
     validate_weight_list,
 )
+from dualnet.layers._symbolic import Node, SymbolicTensor
 
 __all__ = [
     "Layer", "Node", "SymbolicTensor", "WeightInfo", "WeightSpec", "builder_location",
@@ -145,46 +146,7 @@ def resolve_training(training: Any, where: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Symbolic tensors (the functional API) and weight descriptions
-
-
-class SymbolicTensor:
-    """A placeholder flowing through layers to describe a functional model (Keras's
-    ``KerasTensor``): a shape with ``None`` for the batch, a dtype, and where it came from.
-
-    It holds no data and involves no framework.
-    """
-
-    __slots__ = ("dtype", "history", "name", "shape")
-
-    def __init__(self, shape: tuple[int | None, ...], dtype: str, history: tuple, name: str):
-        self.shape = tuple(shape)
-        self.dtype = dtype
-        # (layer, node_index, tensor_index): the call of `layer` that produced this tensor.
-        self.history = history
-        self.name = name
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __repr__(self) -> str:
-        return f"<SymbolicTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
-
-    def __array__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(
-            "a SymbolicTensor (from dn.Input) holds no values; build a dn.Model(inputs, outputs) "
-            "and call the model on data."
-        )
-
-
-@dataclass(frozen=True)
-class Node:
-    """One call of a layer on symbolic tensors."""
-
-    layer: Layer
-    inputs: tuple[SymbolicTensor, ...]
-    outputs: tuple[SymbolicTensor, ...]
+# Weight descriptions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -370,6 +332,8 @@ class Layer:
 
     def check_input_shape(self, shape: Any) -> None:
         """Raise ValueError if this layer cannot take inputs of ``shape`` (batch first)."""
+        # A body besides the docstring: tf.function's AutoGraph cannot convert an empty one.
+        return None
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
         return tuple(input_shape)
@@ -378,6 +342,8 @@ class Layer:
         """Raise ValueError if a call on inputs of ``shape`` (batch included) in this mode cannot
         run (BatchNormalization's unbiased variance needs two values per channel); called before
         the layer is realised, so a refused call binds nothing."""
+        # A body besides the docstring: tf.function's AutoGraph cannot convert an empty one.
+        return None
 
     def _check_rank(self, shape: Sequence[int | None], ranks: int | Sequence[int],
                     what: str) -> None:  # fmt: skip

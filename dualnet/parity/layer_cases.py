@@ -238,11 +238,14 @@ class LayerCase(Case):
         training = self.training and (layer.trainable or not layer.frozen_means_inference)
         out = self.reference(x if self.multi else x[0], named, **self.config(layer),
                              training=training)  # fmt: skip
+        # Non-trainable as the layer sees them (a frozen layer's gamma and beta too, as in Keras).
+        frozen = [w.name for w in layer.weights if not w.trainable]
         if isinstance(out, tuple):
             y, state = out
-            frozen = [s.name for s in layer.weight_specs if not s.trainable]
-            return _f64(y), [_f64(state[n]) for n in frozen]
-        return _f64(out), None
+            return _f64(y), [_f64(state.get(n, named[n])) for n in frozen]
+        # No update from the reference (inference, or a frozen layer): the non-trainable weights
+        # must come back as they were, which the state row checks.
+        return _f64(out), ([named[n] for n in frozen] if frozen else None)
 
     # -- one backend --------------------------------------------------------------------------
 

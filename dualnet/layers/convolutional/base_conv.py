@@ -133,6 +133,8 @@ class BaseConv(Layer):
 
     def _check_channels(self, channels: int, shape: tuple[int | None, ...]) -> None:
         """Subclass hook: refuse a channel count (groups that do not divide it)."""
+        # A body besides the docstring: tf.function's AutoGraph cannot convert an empty one.
+        return None
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         shape = tuple(shape)

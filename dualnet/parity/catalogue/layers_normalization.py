@@ -157,6 +157,14 @@ register(
         exposes="BatchNormalization.torch_defaults(): torch's momentum, epsilon and unbiased "
                 "moving variance reproduced on both backends",
     ),
+    LayerCase(
+        name="batchnorm-frozen-called-training", layer=L.BatchNormalization,
+        kwargs={"trainable": False}, input_shape=(6, 3), training=True,
+        reference=R.batch_normalization, reduction=6,
+        exposes="a frozen layer called with training=True normalises with the moving statistics "
+                "and updates nothing (Keras's rule); torch's requires_grad=False still uses and "
+                "updates batch statistics",
+    ),
 )  # fmt: skip
 
 # -- LayerNormalization -------------------------------------------------------------------------
