@@ -156,7 +156,10 @@ class LayerCase(Case):
         fd_mask: ``(inputs, weights) -> {name: bool mask}`` where the finite difference is valid
             (False at kinks: ties in max pooling, relu at 0); masked elements are still compared
             between torch and TensorFlow.
-        reduction: the longest sum in the forward or backward pass, for the tolerance.
+        reduction: the longest sum in the forward pass, for its tolerance (1 for layers that
+            copy or select values: their forward is exact).
+        grad_reduction: the longest sum in the backward pass (an upsampling's gradient sums the
+            copies); default ``reduction``.
         tolerance: per-dtype overrides, each with its reason.
         half_bound: ``(reference on |x|,|W| or None, exact, u) -> per-element bound`` for
             float16/bfloat16 forward rows (:func:`bilinear_bound`, :func:`rounding_bound`);
@@ -182,6 +185,7 @@ class LayerCase(Case):
         None
     )
     reduction: int = 1
+    grad_reduction: int | None = None
     tolerance: Mapping[str, tol.Tolerance] = field(default_factory=dict)
     half_bound: Callable[..., np.ndarray] | None = None
     unsupported: Mapping[str, str] = field(default_factory=dict)
@@ -315,8 +319,10 @@ class LayerCase(Case):
             checks.append(self.check("state", dtype, device, status_of(comps), comparisons=comps,
                                      detail="non-trainable weights after the call"))  # fmt: skip
         if do_grads:
+            grad_bound = (self.tolerance.get(dtype) if self.grad_reduction is None else None) or \
+                tol.for_reduction(dtype, self.grad_reduction or self.reduction)  # fmt: skip
             checks.extend(self._gradient_checks(layer, xs, weights, cotangent, results, dtype,
-                                                device, bound))  # fmt: skip
+                                                device, grad_bound))  # fmt: skip
         return self._stale(checks, dtype)
 
     def _gradient_checks(self, layer: Any, xs: list[np.ndarray], weights: list[np.ndarray],

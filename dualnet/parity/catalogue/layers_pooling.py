@@ -150,7 +150,8 @@ register(
         name="max-pooling2d-same-negative", layer=L.MaxPooling2D,
         kwargs={"pool_size": 3, "strides": 2, "padding": "same"}, input_shape=(2, 5, 6, 2),
         inputs=_negative((2, 5, 6, 2)), reference=R.max_pooling2d,
-        fd_mask=max_kinks((3, 3), (2, 2), "same"), reduction=_windows_per_element((3, 3), (2, 2)),
+        fd_mask=max_kinks((3, 3), (2, 2), "same"), reduction=1,
+        grad_reduction=_windows_per_element((3, 3), (2, 2)),
         half_bound=EXACT,
         exposes="all-negative borders: a zero pad would win; 6 columns pad 0+1 (TF's odd "
                 "position at the end, which torch's symmetric padding cannot express)",
@@ -161,7 +162,7 @@ register(
                 "data_format": "channels_first"},
         input_shape=(2, 2, 5, 6), inputs=_negative((2, 2, 5, 6)), reference=R.max_pooling2d,
         fd_mask=max_kinks((3, 2), (2, 1), "same", "channels_first"),
-        reduction=_windows_per_element((3, 2), (2, 1)), half_bound=EXACT,
+        reduction=1, grad_reduction=_windows_per_element((3, 2), (2, 1)), half_bound=EXACT,
         exposes="channels_first (torch's layout) on both backends; even window with stride 1 "
                 "pads only at the end",
         errors=(BadInput(input_shape=(2, 5, 6, 2, 1), error=ValueError,
@@ -172,7 +173,7 @@ register(
         name="max-pooling1d-same-negative", layer=L.MaxPooling1D,
         kwargs={"pool_size": 3, "strides": 2, "padding": "same"}, input_shape=(2, 6, 2),
         inputs=_negative((2, 6, 2)), reference=R.max_pooling1d,
-        fd_mask=max_kinks((3,), (2,), "same"), reduction=2, half_bound=EXACT,
+        fd_mask=max_kinks((3,), (2,), "same"), reduction=1, grad_reduction=2, half_bound=EXACT,
         exposes="6 steps with k=3, s=2 pad 0+1: the extra position at the end, negative values",
         errors=(
             BadInput(input_shape=(2, 6), error=ValueError,
@@ -195,7 +196,7 @@ register(
         kwargs={"pool_size": 2, "strides": (1, 2, 1), "data_format": "channels_first"},
         input_shape=(2, 2, 3, 4, 3), reference=R.max_pooling3d,
         fd_mask=max_kinks((2, 2, 2), (1, 2, 1), "valid", "channels_first"),
-        reduction=_windows_per_element((2, 2, 2), (1, 2, 1)), half_bound=EXACT,
+        reduction=1, grad_reduction=_windows_per_element((2, 2, 2), (1, 2, 1)), half_bound=EXACT,
         exposes="channels_first 3-D with overlapping windows (stride 1 along two axes)",
     ),
     # -- AveragePooling ---------------------------------------------------------------------

@@ -68,7 +68,7 @@ register(
     ),
     LayerCase(
         name="repeat-vector", layer=L.RepeatVector, kwargs={"n": 3}, input_shape=(2, 4),
-        reference=R.repeat_vector, reduction=3, half_bound=EXACT,
+        reference=R.repeat_vector, reduction=1, grad_reduction=3, half_bound=EXACT,
         exposes="the gradient sums the n copies (torch's expand is a view)",
         errors=(
             BadInput(kwargs={"n": 0}, error=ValueError, match=r"n=0"),
@@ -149,7 +149,7 @@ register(
     # -- Upsampling --------------------------------------------------------------------------
     LayerCase(
         name="up-sampling1d", layer=L.UpSampling1D, kwargs={"size": 3}, input_shape=(2, 4, 2),
-        reference=R.up_sampling1d, reduction=3, half_bound=EXACT,
+        reference=R.up_sampling1d, reduction=1, grad_reduction=3, half_bound=EXACT,
         exposes="each step repeated (torch: repeat_interleave, not repeat/tile)",
         errors=(
             BadInput(kwargs={"size": 0}, error=ValueError, match=r"size=0"),
@@ -159,7 +159,8 @@ register(
     ),
     LayerCase(
         name="up-sampling2d-nearest", layer=L.UpSampling2D, kwargs={"size": (2, 3)},
-        input_shape=(2, 3, 4, 2), reference=R.up_sampling2d, reduction=6, half_bound=EXACT,
+        input_shape=(2, 3, 4, 2), reference=R.up_sampling2d, reduction=1, grad_reduction=6,
+        half_bound=EXACT,
         exposes="non-square integer factors, pixel repeat on channels_last",
         errors=(
             BadInput(kwargs={"size": (2, 0)}, error=ValueError, match=r"size=\(2, 0\)"),
