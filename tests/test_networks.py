@@ -12,6 +12,7 @@ from frameworks import keras as _keras
 import dualnet as dn
 from dualnet._backend import backend_module
 from dualnet.parity.catalogue.training_networks import dropout_cnn, lenet, residual
+from dualnet.parity.network_training import NetworkTrainingCase
 
 NETWORKS = {"lenet": lenet, "residual": residual, "dropout_cnn": dropout_cnn}
 SHAPES = {"lenet": (28, 28, 1), "residual": (8, 8, 4), "dropout_cnn": (10, 10, 2)}
@@ -161,3 +162,29 @@ def test_to_backend_carries_the_next_dropout_mask(backend):
     twin.compile(optimizer=dn.optimizers.SGD(0.1), loss=loss)
     a, b = model.train_step(x, y)["loss"], twin.train_step(x, y)["loss"]
     assert abs(a - b) <= 1e-12 * max(1.0, abs(a))  # float64: mask 3 on both
+
+
+class _WrongReference(NetworkTrainingCase):
+    """The network case with a reference loss off by 1e-3 (relative and absolute) and a moving
+    statistics update off the same way: every anchored row must fail."""
+
+    def reference_loss(self, model, x, y, weights, call=0):
+        value, after = super().reference_loss(model, x, y, weights, call)
+        frozen = [not w.trainable for w in model.weights]
+        after = [a * 1.001 + 1e-3 if f else a for a, f in zip(after, frozen, strict=True)]
+        return value * 1.001 + 1e-3, after
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_network_case_fails_against_a_wrong_reference(dtype):
+    kwargs = {"build": residual, "input_shape": (8, 8, 4), "classes": 3,
+              "optimizer": dn.optimizers.Adam(0.01), "reduction": 64, "steps": 3}  # fmt: skip
+    right = NetworkTrainingCase(name="residual-short", **kwargs).evaluate(dtype, "cpu")
+    assert all(r.status == "pass" for r in right), [r.explain() for r in right]
+    wrong = _WrongReference(name="residual-short", **kwargs).evaluate(dtype, "cpu")
+    status = {r.check: r.status for r in wrong}
+    # loss and state are anchored every step; grad1's finite difference scales by 1.001; the
+    # weights row compares the backends with each other only (so it still passes).
+    assert status == {"loss": "FAIL", "state": "FAIL", "grad1": "FAIL", "weights": "pass"}, [
+        r.explain() for r in wrong
+    ]
