@@ -5,6 +5,7 @@ arbiter of the canonical conventions, shapes with unknown dims, models, initiali
 from __future__ import annotations
 
 import itertools
+import math
 import subprocess
 import sys
 import warnings
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from frameworks import keras as _keras
 from frameworks import torch as _torch
+from tolerances import assert_close
 
 import dualnet as dn
 from dualnet._backend import BACKENDS, backend_module
@@ -20,7 +22,21 @@ from dualnet.initializers import compute_fans
 from dualnet.reference.layers import convolutional as R
 
 L = dn.layers
-RTOL, ATOL = 1e-12, 1e-12  # float64 against the float64 reference
+
+
+def _reduction(cls, kwargs, channels):
+    """K for the tolerance (``tolerances.assert_close``): the longest sum behind one output, the
+    kernel's taps times the input channels of a group, +1 for the bias; a transposed
+    convolution's sum is at most that long; SeparableConv2D: both stages' lengths (the taps,
+    then the C·m inputs of the pointwise step)."""
+    size = kwargs["kernel_size"]
+    taps = math.prod(size) if isinstance(size, tuple) else size**cls.rank
+    bias = int(kwargs.get("use_bias", True))
+    if cls is L.DepthwiseConv2D:
+        return taps + bias
+    if cls is L.SeparableConv2D:
+        return taps + channels * kwargs.get("depth_multiplier", 1) + bias
+    return taps * channels // kwargs.get("groups", 1) + bias
 
 
 def _x(shape, seed=0):
@@ -51,7 +67,7 @@ def test_same_stride2_even_size_differs_from_torch_integer_padding(backend):
     y, (kernel, bias) = _run(L.Conv2D, {"filters": 3, "kernel_size": 3, "strides": 2,
                                         "padding": "same"}, x, backend)  # fmt: skip
     expected = R.conv2d(x, kernel, bias, strides=2, padding="same")
-    np.testing.assert_allclose(y, expected, rtol=RTOL, atol=ATOL)
+    assert_close(y, expected, "float64", reduction=3 * 3 * 2 + 1)
     # torch's own answer: padding=1 gives the same (4, 4) shape but pads (1, 1), not (0, 1).
     xt = torch.as_tensor(x).permute(0, 3, 1, 2)
     wt = torch.as_tensor(kernel).permute(3, 2, 0, 1)
@@ -85,7 +101,7 @@ def test_even_kernel_stride1_same_is_torchs_same_string(backend):
     with warnings.catch_warnings():  # torch warns that it pads a copy, as dualnet does here
         warnings.simplefilter("ignore", UserWarning)
         native = torch.nn.functional.conv2d(xt, wt, torch.as_tensor(bias), padding="same")
-    np.testing.assert_allclose(y, native.permute(0, 2, 3, 1).numpy(), rtol=1e-12, atol=1e-12)
+    assert_close(y, native.permute(0, 2, 3, 1).numpy(), "float64", reduction=2 * 4 * 2 + 1)
 
 
 def test_causal_conv1d_never_sees_the_future(backend):
@@ -100,8 +116,8 @@ def test_causal_conv1d_never_sees_the_future(backend):
     # torch's nearest option, symmetric padding d·(k-1)/2, reads the future.
     same = R.conv1d(x, *weights, dilation_rate=2, padding="same")
     assert np.abs(same - y).max() > 0.5
-    np.testing.assert_allclose(y, R.conv1d(x, *weights, dilation_rate=2, padding="causal"),
-                               rtol=RTOL, atol=ATOL)  # fmt: skip
+    assert_close(y, R.conv1d(x, *weights, dilation_rate=2, padding="causal"), "float64",
+                 reduction=3 * 2 + 1)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,7 +130,7 @@ def test_transposed_same_k3_s2_no_torch_padding_pair_reproduces_keras(backend):
     y, (kernel, bias) = _run(L.Conv2DTranspose, {"filters": 3, "kernel_size": 3, "strides": 2,
                                                  "padding": "same"}, x, backend)  # fmt: skip
     expected = R.conv2d_transpose(x, kernel, bias, strides=2, padding="same")
-    np.testing.assert_allclose(y, expected, rtol=RTOL, atol=ATOL)
+    assert_close(y, expected, "float64", reduction=3 * 3 * 2 + 1)
     assert y.shape == (2, 8, 6, 3)
     xt = torch.as_tensor(x).permute(0, 3, 1, 2)
     wt = torch.as_tensor(kernel).permute(3, 2, 0, 1)  # (*k, out, in) -> (in, out, *k)
@@ -197,7 +213,7 @@ def test_same_names_shapes_and_values_as_keras(name, kwargs, shape, backend):
     native.set_weights(weights)
     expected = np.asarray(native(x))
     assert y.shape == expected.shape == layer.compute_output_shape(shape)
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    assert_close(y, expected, "float32", reduction=_reduction(getattr(L, name), kwargs, shape[-1]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,7 +240,8 @@ def test_channels_first_is_channels_last_transposed_with_the_same_kernel(cls, kw
     y_first, w_first = _run(cls, {**kwargs, "data_format": "channels_first"}, x_first, backend,
                             weights)  # fmt: skip
     assert [w.shape for w in w_first] == [w.shape for w in weights]  # layout independent of it
-    np.testing.assert_allclose(np.moveaxis(y_first, 1, -1), y_last, rtol=1e-12, atol=1e-12)
+    assert_close(np.moveaxis(y_first, 1, -1), y_last, "float64",
+                 reduction=_reduction(cls, kwargs, shape[-1]))  # fmt: skip
 
 
 def test_torch_native_layouts():
@@ -249,7 +266,7 @@ def test_torch_native_layouts():
             module.weight.copy_(layer.native.kernel)
             module.bias.copy_(layer.native.bias)
             native = module(torch.as_tensor(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-    np.testing.assert_allclose(y, native.numpy(), rtol=1e-12, atol=1e-12)
+    assert_close(y, native.numpy(), "float64", reduction=2 * 3 + 1)
     kernel, _ = layer.get_weights()  # canonical (kh, kw, C, m): channel c·m + q
     native_kernel = dn.to_numpy(layer.native.kernel)
     np.testing.assert_array_equal(native_kernel[1 * 2 + 1, 0], kernel[:, :, 1, 1])
@@ -293,7 +310,8 @@ def test_standard_initializer_is_torchs_default(cls, kwargs, shape):
     layer.build(shape)
     kernel, bias = layer.get_weights()
     for w in (kernel, bias):
-        assert np.abs(w).max() <= bound * (1 + 1e-6)
+        # drawn within ±bound and rounded to float32: rounding is monotone, so within ±fl(bound)
+        assert np.abs(w).max() <= np.float32(bound)
         assert np.abs(w).max() > 0.9 * bound  # the whole range is used, not a narrower one
     # U(±b) has standard deviation b/√3: within 3% for these sample sizes (>= 2304 draws).
     assert abs(kernel.std() / (bound / np.sqrt(3)) - 1) < 0.03
@@ -340,7 +358,14 @@ def test_functional_unknown_spatial_dims_on_both_backends():
             np.testing.assert_array_equal(native, y)
             outputs[backend] = y
     assert outputs["torch"].shape == (2, 8, 10, 2)  # ceil(7/2)·2, ceil(9/2)·2
-    np.testing.assert_allclose(outputs["torch"], outputs["tensorflow"], rtol=1e-5, atol=1e-5)
+    # Three layers in a chain: their sums' lengths add up (the error bound of a product of
+    # matrices), K = (9·3 + 1) + (9 + 1) + (9·8 + 1).
+    assert_close(outputs["torch"], outputs["tensorflow"], "float32", reduction=28 + 10 + 73)
+
+
+# The three convolutions in a chain: their sums' lengths add up (the error bound of a product of
+# matrices), K = (9·1 + 1) + (9·4 + 1) + (9·8 + 1).
+LENET_K = 10 + 37 + 73
 
 
 def _lenet(backend):
@@ -364,7 +389,7 @@ def test_lenet_style_sequential_same_output_on_both_backends_and_keras_counts():
         np.testing.assert_array_equal(a, b)
     y = {b: dn.to_numpy(m(x)) for b, m in models.items()}
     assert y["torch"].shape == (3, 1, 1, 10)
-    np.testing.assert_allclose(y["torch"], y["tensorflow"], rtol=1e-5, atol=1e-5)
+    assert_close(y["torch"], y["tensorflow"], "float32", reduction=LENET_K)
     # The native torch / Keras models run the same network.
     torch = _torch()
     native_torch = models["torch"].native(torch.as_tensor(x)).detach().numpy()
@@ -398,9 +423,11 @@ def test_training_step_agrees_across_backends():
         model.compile(optimizer="sgd", loss="mse")
         losses[backend] = model.train_step(x, target)["loss"]
         weights[backend] = model.get_weights()
-    assert losses["torch"] == pytest.approx(losses["tensorflow"], rel=1e-5)
+    # The loss: the forward chain, then the mean of 4·10 squared errors. The step's weights:
+    # that, then the first kernel's gradient, a sum over the batch × 5·5 output positions.
+    assert_close(losses["torch"], losses["tensorflow"], "float32", reduction=LENET_K + 40)
     for a, b in zip(weights["torch"], weights["tensorflow"], strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert_close(a, b, "float32", reduction=LENET_K + 40 + 4 * 5 * 5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,4 +555,5 @@ def test_keras_layer_traced_with_unknown_sizes_matches_eager(cls, kwargs, shape)
         spec = tf.TensorSpec([None] * len(shape[:-1]) + [shape[-1]] if kwargs.get("data_format")
                              is None else [None, shape[1], None, None], tf.float64)  # fmt: skip
         traced = tf.function(lambda t: layer.native(t), input_signature=[spec])
-        np.testing.assert_allclose(traced(tf.constant(x)).numpy(), eager, rtol=1e-12, atol=1e-12)
+        # the same kernels on the same data, only the sizes unknown while tracing: the same bits
+        np.testing.assert_array_equal(traced(tf.constant(x)).numpy(), eager)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from frameworks import keras as _keras
 from frameworks import torch as _torch
+from tolerances import assert_close
 
 import dualnet as dn
 from dualnet._backend import BACKENDS, backend_module
@@ -16,6 +17,7 @@ from dualnet.reference.layers import core as RC
 from dualnet.reference.layers import merging as R
 
 L = dn.layers
+RESIDUAL_K = 4 + 1 + 1  # the residual block's longest sum: Dense's 4 inputs, its bias, the Add
 
 
 def _residual(backend):
@@ -39,8 +41,8 @@ def test_residual_model_matches_reference_and_round_trips(backend):
     x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
     kernel, bias = model.get_weights()
     expected = x + RC.dense(x, kernel, bias)
-    np.testing.assert_allclose(dn.to_numpy(model(x)), expected, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-6, atol=1e-6)
+    assert_close(dn.to_numpy(model(x)), expected, "float32", reduction=RESIDUAL_K)
+    assert_close(model.predict(x), expected, "float32", reduction=RESIDUAL_K)
     assert [n.layer.name for n in model._nodes] == ["dense", "add"]
 
     clone = dn.Model.from_config(model.get_config())
@@ -69,9 +71,9 @@ def test_residual_model_is_the_same_on_both_backends():
     a, b = _residual("torch"), _residual("tensorflow")
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
-    np.testing.assert_allclose(dn.to_numpy(a(x)), dn.to_numpy(b(x)), rtol=1e-6, atol=1e-6)
+    assert_close(dn.to_numpy(a(x)), dn.to_numpy(b(x)), "float32", reduction=RESIDUAL_K)
     moved = a.to_backend("tensorflow")
-    np.testing.assert_allclose(dn.to_numpy(moved(x)), dn.to_numpy(a(x)), rtol=1e-6, atol=1e-6)
+    assert_close(dn.to_numpy(moved(x)), dn.to_numpy(a(x)), "float32", reduction=RESIDUAL_K)
 
 
 def test_two_input_model_trains_identically_on_both_backends():
@@ -91,7 +93,11 @@ def test_two_input_model_trains_identically_on_both_backends():
     for net in (model, twin):
         net.compile(optimizer="sgd", loss="mse")
         losses[net.backend] = [net.train_step([xa, xb], y)["loss"] for _ in range(3)]
-    np.testing.assert_allclose(losses["torch"], losses["tensorflow"], rtol=1e-12, atol=1e-12)
+    # The longest sum: the kernel gradients' over the batch of 8 (fan-ins are 5 + bias); 3 SGD
+    # steps carry rounding differences forward like a random walk (x sqrt(3), as the parity
+    # suite's network training cases).
+    assert_close(losses["torch"], losses["tensorflow"], "float64", reduction=8,
+                 factor=3**0.5, why="3 SGD steps: x sqrt(3)")  # fmt: skip
     assert losses["torch"][2] < losses["torch"][0]
 
 

@@ -9,6 +9,7 @@ import pytest
 from frameworks import keras as _keras
 from frameworks import tf as _tf
 from frameworks import torch as _torch
+from tolerances import assert_close
 
 import dualnet as dn
 from dualnet._backend import backend_module
@@ -36,7 +37,9 @@ def _run(layer, x):
     return dn.to_numpy(layer(x)).astype(np.float64)
 
 
-TOL = {"float32": {"rtol": 2e-6, "atol": 2e-6}, "float64": {"rtol": 1e-12, "atol": 1e-12}}
+def _rounded(x, dtype):
+    """``x`` as the layer sees it: rounded to ``dtype`` (a max pool then selects exactly)."""
+    return x.astype(dtype).astype(np.float64)
 
 
 # -- average pooling: the divisor ------------------------------------------------------------
@@ -49,14 +52,15 @@ def test_average_same_divides_by_real_positions_not_torchs_default(backend, dtyp
     layer = dn.layers.AveragePooling2D(3, strides=2, padding="same", dtype=dtype)
     got = _run(layer, X_ODD)
     expected = R.average_pooling2d(X_ODD, pool_size=3, strides=2, padding="same")
-    np.testing.assert_allclose(got, expected, **TOL[dtype])
+    assert_close(got, expected, dtype, reduction=9)  # K: a 3x3 window's sum
     native = torch.nn.functional.avg_pool2d(torch.as_tensor(_nchw(X_ODD)), 3, 2, padding=1)
     torch_default = _nhwc(native.numpy())
     assert torch_default.shape == expected.shape  # same shapes: the trap gives no error
     gap = np.abs(torch_default - expected)
     assert gap[:, 0, 0].min() > 0  # the corner window: 4 real positions, torch divides by 9
     assert gap.max() > 0.1
-    np.testing.assert_allclose(gap[:, 1:-1, 1:-1], 0, atol=1e-12)  # interior windows agree
+    # interior windows agree
+    assert_close(torch_default[:, 1:-1, 1:-1], expected[:, 1:-1, 1:-1], "float64", reduction=9)
 
 
 def test_torch_default_divisor_is_explicit_zero_padding_then_valid(backend):
@@ -66,8 +70,7 @@ def test_torch_default_divisor_is_explicit_zero_padding_then_valid(backend):
                            dn.layers.ZeroPadding2D(1, dtype="float64"),
                            dn.layers.AveragePooling2D(3, 2, dtype="float64")])  # fmt: skip
     native = torch.nn.functional.avg_pool2d(torch.as_tensor(_nchw(X_ODD)), 3, 2, padding=1)
-    np.testing.assert_allclose(dn.to_numpy(model(X_ODD)), _nhwc(native.numpy()), rtol=1e-12,
-                               atol=1e-12)  # fmt: skip
+    assert_close(dn.to_numpy(model(X_ODD)), _nhwc(native.numpy()), "float64", reduction=9)
 
 
 def test_same_padding_puts_the_odd_position_at_the_end(backend):
@@ -93,7 +96,8 @@ def test_max_same_padding_never_wins_over_negative_borders(backend, dtype):
     layer = dn.layers.MaxPooling2D(3, strides=2, padding="same", dtype=dtype)
     got = _run(layer, NEGATIVE)
     expected = R.max_pooling2d(NEGATIVE, pool_size=3, strides=2, padding="same")
-    np.testing.assert_allclose(got, expected, **TOL[dtype])
+    np.testing.assert_array_equal(got, R.max_pooling2d(_rounded(NEGATIVE, dtype), pool_size=3,
+                                                       strides=2, padding="same"))  # fmt: skip
     assert got.max() < 0
     # A converter that pads with zeros (TF's amounts, 1+1 rows and 0+1 columns) then pools
     # "valid" returns 0 in every border window.
@@ -128,7 +132,8 @@ def test_strides_none_means_pool_size(backend):
     assert dn.layers.MaxPooling3D(pool_size=(1, 2, 3)).strides == (1, 2, 3)
     y = _run(layer, X)
     assert y.shape == (2, 2, 3, 2)  # the 5th row is dropped ("valid")
-    np.testing.assert_allclose(y, R.max_pooling2d(X, pool_size=2, strides=2), rtol=1e-6)
+    np.testing.assert_array_equal(y, R.max_pooling2d(_rounded(X, "float32"), pool_size=2,
+                                                     strides=2))  # fmt: skip
     assert layer.get_config()["strides"] == (2, 2)
 
 
@@ -138,20 +143,25 @@ def test_average_pooling_needs_a_pool_size_as_in_keras():
 
 
 @pytest.mark.parametrize(
-    ("cls", "kwargs"),
-    [(dn.layers.MaxPooling2D, {"pool_size": 3, "strides": 2, "padding": "same"}),
-     (dn.layers.AveragePooling2D, {"pool_size": (3, 2), "strides": (2, 1), "padding": "same"}),
-     (dn.layers.AveragePooling2D, {"pool_size": 2}),
-     (dn.layers.GlobalMaxPooling2D, {"keepdims": True}),
-     (dn.layers.GlobalAveragePooling2D, {})],
+    ("cls", "kwargs", "reduction"),
+    [(dn.layers.MaxPooling2D, {"pool_size": 3, "strides": 2, "padding": "same"}, None),
+     (dn.layers.AveragePooling2D, {"pool_size": (3, 2), "strides": (2, 1), "padding": "same"},
+      6),
+     (dn.layers.AveragePooling2D, {"pool_size": 2}, 4),
+     (dn.layers.GlobalMaxPooling2D, {"keepdims": True}, None),
+     (dn.layers.GlobalAveragePooling2D, {}, 5 * 6)],
     ids=["max-same", "avg-same", "avg-valid", "global-max", "global-avg"],
 )  # fmt: skip
-def test_channels_first_is_channels_last_transposed(cls, kwargs, backend, dtype):
+def test_channels_first_is_channels_last_transposed(cls, kwargs, reduction, backend, dtype):
+    """``reduction``: the window's size for a mean (None: a max selects, exactly)."""
     last = _run(cls(**kwargs, dtype=dtype), X)
     first = _run(cls(**kwargs, data_format="channels_first", dtype=dtype), _nchw(X))
     if first.ndim == 4:
         first = _nhwc(first)
-    np.testing.assert_allclose(first, last, **TOL[dtype])
+    if reduction is None:
+        np.testing.assert_array_equal(first, last)
+    else:
+        assert_close(first, last, dtype, reduction=reduction)
 
 
 def test_functional_shapes_keep_unknown_dims():
@@ -178,9 +188,8 @@ def test_a_built_pooling_layer_takes_other_sizes(backend):
     """No weights: like Keras's, a pooling layer pools maps of any size once built."""
     layer = dn.layers.AveragePooling2D(3, 2, "same", dtype="float64")
     for x in (X, X_ODD):
-        np.testing.assert_allclose(_run(layer, x), R.average_pooling2d(x, pool_size=3, strides=2,
-                                                                       padding="same"),
-                                   rtol=1e-12, atol=1e-12)  # fmt: skip
+        want = R.average_pooling2d(x, pool_size=3, strides=2, padding="same")
+        assert_close(_run(layer, x), want, "float64", reduction=9)
 
 
 # -- models on both backends -----------------------------------------------------------------
@@ -198,8 +207,9 @@ def test_pooling_in_sequential_and_functional_models(backend):
     want_seq = R.global_max_pooling2d(R.average_pooling2d(h, pool_size=2, strides=1))
     want_fun = R.global_average_pooling2d(R.average_pooling2d(X, pool_size=3, strides=2,
                                                               padding="same"))  # fmt: skip
-    for model, want in ((seq, want_seq), (functional, want_fun)):
-        np.testing.assert_allclose(dn.to_numpy(model(X)), want, rtol=1e-12, atol=1e-12)
+    # K: the means' lengths in a chain: 2x2 windows (seq); 3x3 windows, then the 3x3 map (fun)
+    for model, want, k in ((seq, want_seq, 4), (functional, want_fun, 9 + 9)):
+        assert_close(dn.to_numpy(model(X)), want, "float64", reduction=k)
         assert model.count_params() == 0
         native = model.native  # the framework's own model runs the layers
         if backend == "torch":
@@ -207,7 +217,7 @@ def test_pooling_in_sequential_and_functional_models(backend):
             out = native(torch.as_tensor(X)).detach().numpy()
         else:
             out = np.asarray(native(X))
-        np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+        assert_close(out, want, "float64", reduction=k)
 
 
 def test_summary_shapes_equal_keras(backend):
@@ -255,11 +265,15 @@ def test_3d_pooling_in_float64_and_float16_which_tensorflow_cpu_lacks(backend):
     for cls, ref in ((dn.layers.MaxPooling3D, R.max_pooling3d),
                      (dn.layers.AveragePooling3D, R.average_pooling3d)):  # fmt: skip
         got = _run(cls(2, padding="same", dtype="float64"), x)
-        np.testing.assert_allclose(got, ref(x, pool_size=2, padding="same"), rtol=1e-13,
-                                   atol=1e-13)  # fmt: skip
         half = _run(cls(2, padding="same", dtype="float16"), x)
-        expected = ref(x.astype(np.float16).astype(np.float64), pool_size=2, padding="same")
-        np.testing.assert_allclose(half, expected.astype(np.float16), rtol=2**-10, atol=0)
+        expected = ref(_rounded(x, "float16"), pool_size=2, padding="same").astype(np.float16)
+        if cls is dn.layers.MaxPooling3D:  # a max selects: exact in every dtype
+            np.testing.assert_array_equal(got, ref(x, pool_size=2, padding="same"))
+            np.testing.assert_array_equal(half, expected)
+        else:
+            assert_close(got, ref(x, pool_size=2, padding="same"), "float64", reduction=8)
+            # summed in float32 and rounded once to float16: one float16 rounding, K = 1
+            assert_close(half, expected, "float16")
 
 
 def test_config_round_trip_keeps_resolved_strides():

@@ -10,6 +10,7 @@ import pytest
 from frameworks import keras as _keras
 from frameworks import tf as _tf
 from frameworks import torch as _torch
+from tolerances import assert_close
 
 import dualnet as dn
 from dualnet import random as dn_random
@@ -67,13 +68,13 @@ def test_gaussian_layers_apply_the_documented_noise(backend):
     x = np.random.default_rng(1).normal(size=(4, 6))
     noise = L.GaussianNoise(0.25, seed=4, dtype="float64")
     mult = L.GaussianDropout(0.2, seed=4, dtype="float64")
+    # The noise is drawn and scaled in float64 numpy (as here), then the backend adds or
+    # multiplies once, as here: the same bits.
     for k in range(2):
         n = standard_normal(4, k, x.shape)
-        np.testing.assert_allclose(dn.to_numpy(noise(x, training=True)), x + 0.25 * n,
-                                   rtol=1e-15, atol=1e-15)  # fmt: skip
+        np.testing.assert_array_equal(dn.to_numpy(noise(x, training=True)), x + 0.25 * n)
         sigma = np.sqrt(0.2 / 0.8)
-        np.testing.assert_allclose(dn.to_numpy(mult(x, training=True)), x * (1 + sigma * n),
-                                   rtol=1e-15, atol=1e-15)  # fmt: skip
+        np.testing.assert_array_equal(dn.to_numpy(mult(x, training=True)), x * (1 + sigma * n))
 
 
 @pytest.mark.parametrize("cls", [L.Dropout, L.GaussianNoise, L.GaussianDropout])
@@ -94,7 +95,7 @@ def test_rate_zero_still_counts_the_call(backend):
     assert layer.training_calls == 1
 
 
-def test_torch_module_starts_in_training_mode_dualnet_bare_call_is_inference():
+def test_torch_module_starts_in_training_mode_dualnet_bare_call_is_inference(backend):
     """The divergence: a fresh ``nn.Dropout`` drops units when called; Keras's and dualnet's
     bare call is inference."""
     torch = _torch()
@@ -102,9 +103,7 @@ def test_torch_module_starts_in_training_mode_dualnet_bare_call_is_inference():
     native = torch.nn.Dropout(0.5)
     assert native.training
     assert (native(torch.from_numpy(x)) == 0).any()
-    for name in BACKENDS:
-        with dn.use_backend(name):
-            np.testing.assert_array_equal(dn.to_numpy(L.Dropout(0.5, seed=0)(x)), x)
+    np.testing.assert_array_equal(dn.to_numpy(L.Dropout(0.5, seed=0)(x)), x)
 
 
 def test_native_masks_differ_between_frameworks_even_with_equal_seeds():
@@ -124,20 +123,18 @@ def test_native_masks_differ_between_frameworks_even_with_equal_seeds():
     np.testing.assert_array_equal(masks[0], masks[1])
 
 
-def test_dropped_infinity_is_zero_where_torch_gives_nan():
+def test_dropped_infinity_is_zero_where_torch_gives_nan(backend):
     """torch multiplies by the mask (a dropped inf becomes ``inf·0 = NaN``); Keras and dualnet
     select with ``where``: a dropped unit is 0 whatever it held."""
     torch = _torch()
     x = np.array([[np.inf, -np.inf, 1.0]], "float32")
     assert np.isnan(torch.nn.functional.dropout(torch.from_numpy(x), 1.0, True).numpy()).any()
-    for name in BACKENDS:
-        with dn.use_backend(name):
-            np.testing.assert_array_equal(dn.to_numpy(L.Dropout(1.0, seed=0)(x, training=True)),
-                                          np.zeros_like(x))  # fmt: skip
-            keep = keep_mask(3, 0, (1, 3), 0.5)
-            y = dn.to_numpy(L.Dropout(0.5, seed=3)(x, training=True))
-            assert not np.isnan(y).any()
-            np.testing.assert_array_equal(y[~keep], 0.0)
+    np.testing.assert_array_equal(dn.to_numpy(L.Dropout(1.0, seed=0)(x, training=True)),
+                                  np.zeros_like(x))  # fmt: skip
+    keep = keep_mask(3, 0, (1, 3), 0.5)
+    y = dn.to_numpy(L.Dropout(0.5, seed=3)(x, training=True))
+    assert not np.isnan(y).any()
+    np.testing.assert_array_equal(y[~keep], 0.0)
 
 
 def test_rate_one_gives_zero_gradient_not_nan(backend):
@@ -148,7 +145,7 @@ def test_rate_one_gives_zero_gradient_not_nan(backend):
     np.testing.assert_array_equal(dn.to_numpy(grads[0]), np.zeros((2, 3)))
 
 
-def test_spatial_dropout2d_drops_whole_maps_where_torch_drops_dim_1():
+def test_spatial_dropout2d_drops_whole_maps_where_torch_drops_dim_1(backend):
     """Channels last: dualnet's mask is constant over (H, W) per (sample, channel); torch's
     nn.Dropout2d on the same tensor treats dim 1 (here H) as the channels."""
     torch = _torch()
@@ -156,13 +153,11 @@ def test_spatial_dropout2d_drops_whole_maps_where_torch_drops_dim_1():
     torch.manual_seed(0)
     native = torch.nn.Dropout2d(0.5)(torch.from_numpy(x)).numpy() != 0
     assert not np.all(native == native[:, :1, :1, :])  # varies over H: not per channel
-    for name in BACKENDS:
-        with dn.use_backend(name):
-            for fmt in ("channels_last", "channels_first"):
-                kept = dn.to_numpy(L.SpatialDropout2D(0.5, fmt, seed=5)(x, training=True)) != 0
-                first = kept[:, :1, :1, :] if fmt == "channels_last" else kept[:, :, :1, :1]
-                assert np.all(kept == first), (name, fmt)  # constant over the spatial axes
-                assert kept.any() and not kept.all()
+    for fmt in ("channels_last", "channels_first"):
+        kept = dn.to_numpy(L.SpatialDropout2D(0.5, fmt, seed=5)(x, training=True)) != 0
+        first = kept[:, :1, :1, :] if fmt == "channels_last" else kept[:, :, :1, :1]
+        assert np.all(kept == first), fmt  # constant over the spatial axes
+        assert kept.any() and not kept.all()
 
 
 def test_unseeded_layer_draws_its_seed_from_dualnet_and_copies_keep_it():
@@ -205,7 +200,7 @@ def test_gaussian_dropout_rate_one_is_refused_where_keras_fails_at_call():
 
 def test_sequential_with_dropout_trains_identically_on_both_backends():
     """Five train_step updates from the same weights on torch and TensorFlow: the same masks
-    at every step, so the same losses (float64: to 1e-12)."""
+    at every step, so the same losses (float64, within the policy's bound)."""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(16, 6)), rng.normal(size=(16, 2))
     dn.models.clear_session()
@@ -224,9 +219,12 @@ def test_sequential_with_dropout_trains_identically_on_both_backends():
         m.compile(optimizer="sgd", loss="mse")
         losses[m.backend] = [m.train_step(x, y)["loss"] for _ in range(5)]
         assert m.layers[1].training_calls == 5
-    np.testing.assert_allclose(losses["torch"], losses["tensorflow"], rtol=1e-12, atol=1e-12)
+    # The longest sum: the second Dense's 32 inputs and bias; 5 SGD steps carry rounding
+    # differences forward like a random walk (x sqrt(5), as the parity suite's network cases).
+    trained = {"reduction": 33, "factor": 5**0.5, "why": "5 SGD steps: x sqrt(5)"}
+    assert_close(losses["torch"], losses["tensorflow"], "float64", **trained)
     for a, b in zip(model.get_weights(), twin.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        assert_close(a, b, "float64", **trained)
     # The dropout did act: the same training without it gives other losses.
     dn.models.clear_session()
     with dn.use_backend("torch"):

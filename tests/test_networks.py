@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from frameworks import keras as _keras
+from tolerances import assert_close
 
 import dualnet as dn
 from dualnet._backend import backend_module
@@ -16,6 +17,11 @@ from dualnet.parity.network_training import NetworkTrainingCase
 
 NETWORKS = {"lenet": lenet, "residual": residual, "dropout_cnn": dropout_cnn}
 SHAPES = {"lenet": (28, 28, 1), "residual": (8, 8, 4), "dropout_cnn": (10, 10, 2)}
+# K for an inference forward: the sums' lengths in a chain add up (the error bound of a product
+# of matrices). lenet: conv 5·5·1 + 1, conv 5·5·4 + 1, Dense 4·4·6 + 1; residual: two bias-free
+# convs 3·3·4 (BatchNormalization in inference is elementwise), the 8·8 pooling, Dense 4 + 1;
+# dropout_cnn: conv 3·3·2 + 1, Dense 5·5·4 + 1.
+FORWARD_K = {"lenet": 26 + 101 + 97, "residual": 36 + 36 + 64 + 5, "dropout_cnn": 19 + 101}
 
 
 def _keras_twin(name: str):
@@ -80,7 +86,7 @@ def test_keras_twin_computes_the_same_with_the_same_weights(name, backend):
     model.set_weights(weights)
     twin.set_weights(weights)
     x = rng.normal(size=(3, *SHAPES[name])).astype("float32")
-    np.testing.assert_allclose(dn.to_numpy(model(x)), np.asarray(twin(x)), rtol=1e-5, atol=1e-5)
+    assert_close(dn.to_numpy(model(x)), np.asarray(twin(x)), "float32", reduction=FORWARD_K[name])
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -93,13 +99,14 @@ def test_native_model_runs_and_clone_keeps_state(name, backend):
     native = model.native
     xt = backend_module(backend).core.convert_to_tensor(x)
     direct = native(xt) if backend == "tensorflow" else native(xt, training=False)
-    np.testing.assert_allclose(dn.to_numpy(direct), dn.to_numpy(model(x)), rtol=1e-6, atol=1e-6)
+    # model(x) runs the native model's ops in inference: the same bits
+    np.testing.assert_array_equal(dn.to_numpy(direct), dn.to_numpy(model(x)))
     other = "tensorflow" if backend == "torch" else "torch"
     clone = model.to_backend(other)
     for a, b in zip(model.get_weights(), clone.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(dn.to_numpy(clone(x)), dn.to_numpy(model(x)), rtol=1e-5,
-                               atol=1e-5)  # fmt: skip
+    assert_close(dn.to_numpy(clone(x)), dn.to_numpy(model(x)), "float32",
+                 reduction=FORWARD_K[name])  # fmt: skip
     rebuilt = type(model).from_config(model.get_config())
     assert _summary(rebuilt) == _summary(model)
 
@@ -117,11 +124,11 @@ def test_mixed_dtype_model_casts_per_layer_on_both_backends(backend):
     assert backend_module(backend).core.dtype_name(y) == "float64"
     w = model.get_weights()
     x32 = x.astype(np.float64)
-    # d32 rounds its output to float32 (its sum in another order than numpy: ~1e-7 apart);
-    # ReLU and Add then run in float64.
+    # d32 rounds its output to float32 (its sum in another order than numpy's: float32 rounding
+    # apart, K = 3 inputs + bias); ReLU and Add then run in float64.
     d32 = (x.astype(np.float32) @ w[2].astype(np.float32) + w[3]).astype(np.float32)
     expected = (x32 @ w[0] + w[1]) + np.maximum(d32.astype(np.float64), 0.0)
-    np.testing.assert_allclose(dn.to_numpy(y), expected, rtol=1e-6, atol=1e-6)
+    assert_close(dn.to_numpy(y), expected, "float32", reduction=4)
 
 
 def _data(name: str, n: int = 4):
@@ -161,7 +168,9 @@ def test_to_backend_carries_the_next_dropout_mask(backend):
     assert twin.layers[1].training_calls == model.layers[1].training_calls == 3
     twin.compile(optimizer=dn.optimizers.SGD(0.1), loss=loss)
     a, b = model.train_step(x, y)["loss"], twin.train_step(x, y)["loss"]
-    assert abs(a - b) <= 1e-12 * max(1.0, abs(a))  # float64: mask 3 on both
+    # float64, mask 3 on both; the loss before the update: the forward (FORWARD_K), then the
+    # mean over 4·3 cross-entropies
+    assert_close(a, b, "float64", reduction=FORWARD_K["dropout_cnn"] + 12)
 
 
 class _WrongReference(NetworkTrainingCase):
