@@ -14,6 +14,14 @@ def _parity(args: argparse.Namespace) -> int:
     from dualnet import parity
 
     devices = None if args.device == "all" else [args.device]
+    if args.device == "cuda":
+        from dualnet.parity.runner import available_devices
+
+        if "cuda" not in available_devices():
+            # An asked-for device that is not there is an error, not a report of skips.
+            print("dualnet parity: --device cuda: no CUDA device visible to both torch and "
+                  "TensorFlow here (use --device cpu or all).", file=sys.stderr)  # fmt: skip
+            return 2
     report = parity.run(
         args.k, dtypes=args.dtype, devices=devices, families=args.family, progress=not args.quiet
     )

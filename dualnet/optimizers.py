@@ -915,4 +915,9 @@ def from_keras_defaults(name: str, **keras_kwargs: Any) -> Optimizer:
                 f"implements: {', '.join(sorted(keras_args))}",
                 where="from_keras_defaults",
             )
+    if cls is SGD and keras_kwargs.get("nesterov") and not keras_kwargs.get("momentum", 0.0):
+        # Keras accepts nesterov=True with momentum 0 and applies plain SGD (its Nesterov step
+        # is w += m·v - lr·g with v = m·v - lr·g, which is w -= lr·g at m = 0); dualnet's SGD
+        # refuses that combination as meaningless, so the converter gives what Keras applies.
+        keras_kwargs = {**keras_kwargs, "nesterov": False}
     return cls(**keras_kwargs)

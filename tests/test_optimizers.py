@@ -220,6 +220,8 @@ def test_momentum_forms_agree_at_constant_lr(backend):
 KERAS_CASES = {
     "sgd": ("SGD", {}),
     "sgd-nesterov-clipnorm": ("SGD", {"momentum": 0.9, "nesterov": True, "clipnorm": 0.5}),
+    # Keras accepts Nesterov without momentum and applies plain SGD.
+    "sgd-nesterov-no-momentum": ("SGD", {"nesterov": True}),
     "adagrad-wd": ("Adagrad", {"learning_rate": 0.05, "weight_decay": 0.1}),
     "rmsprop": ("RMSprop", {}),
     "rmsprop-centered-momentum-clipvalue": ("RMSprop", {"centered": True, "momentum": 0.9,

@@ -176,3 +176,28 @@ def test_cli_json_and_exit_status(tmp_path, capsys):
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
     assert cli_main(["parity", "-k", "no-such-case", "-q"]) == 4
     assert "no parity case matches" in capsys.readouterr().err
+
+
+def test_summary_leaves_out_rows_that_compared_nothing():
+    from dualnet.parity.cases import Check
+
+    skipped = Check(family="layer", case="x", check="forward", dtype="float16", device="cuda",
+                    status="skip", detail="no device")  # fmt: skip
+    assert runner.Report(checks=[skipped]).summary_by_family() == []
+
+
+def test_asking_for_a_missing_cuda_device_is_an_error(capsys):
+    if "cuda" in runner.available_devices():
+        pytest.skip("a CUDA device is visible here")
+    assert cli_main(["parity", "--device", "cuda", "-k", "sigmoid"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device cuda" in err[0] and "no CUDA device" in err[0]
+
+
+def test_python_dash_m_dualnet_is_the_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "dualnet", "parity", "-k", "no-such-case-xyz"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 4 and "no parity case matches" in out.stderr
