@@ -201,3 +201,29 @@ def test_python_dash_m_dualnet_is_the_command():
     out = subprocess.run([sys.executable, "-m", "dualnet", "parity", "-k", "no-such-case-xyz"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode == 4 and "no parity case matches" in out.stderr
+
+
+def _raising_case(dtype_raising: str, **kwargs):
+    """A FunctionCase whose torch side raises in ``dtype_raising``."""
+    from dualnet._backend import get_backend
+
+    def fn(x):
+        if get_backend() == "torch" and str(x.dtype).endswith(dtype_raising):
+            raise RuntimeError("no kernel")
+        return x * 2
+
+    return FunctionCase(name="raises", family="activation", inputs=lambda rng: {"x": np.ones(3)},
+                        fn=fn, reference=lambda x: 2 * x, **kwargs)  # fmt: skip
+
+
+def test_an_undeclared_raise_is_an_error_in_half_precision_too():
+    rows = _raising_case("float16").evaluate("float16", "cpu")
+    assert [r.status for r in rows] == ["error"], [r.explain() for r in rows]
+
+
+def test_a_declared_refusal_is_a_skip_and_a_stale_one_an_error():
+    declared = {("torch", "forward", "float16"): "no float16 kernel here"}
+    rows = _raising_case("float16", unsupported=declared).evaluate("float16", "cpu")
+    assert [r.status for r in rows] == ["skip"] and "no float16 kernel here" in rows[0].detail
+    stale = _raising_case("never", unsupported=declared).evaluate("float16", "cpu")
+    assert [r.status for r in stale] == ["error"] and "update the case" in stale[0].detail

@@ -162,6 +162,42 @@ class Case:
     family: str
     dtypes: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
     notes: str = ""
+    # Combinations a framework is known to refuse, as PyTorch's OpInfo lists them:
+    # {(backend, check, dtype): reason}, "*" matching any check. A raise listed here is a skip
+    # that gives the reason; any other raise is an error, in every dtype; a listed combination
+    # that runs is an error too (the list is out of date).
+    unsupported: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def expected_unsupported(self, backend: str, check: str, dtype: str) -> str | None:
+        return (self.unsupported.get((backend, check, dtype))
+                or self.unsupported.get((backend, "*", dtype)))  # fmt: skip
+
+    def raised(self, backend: str, check: str, dtype: str, device: str, exc: Exception) -> Check:
+        """The row for a backend that raised: a skip where listed, else an error."""
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        what = f"{backend} raised {type(exc).__name__}: {first}"
+        reason = self.expected_unsupported(backend, check, dtype)
+        if reason is None:
+            return self.check(check, dtype, device, "error", detail=what)
+        return self.check(
+            check,
+            dtype,
+            device,
+            "skip",
+            detail=f"expected unsupported on {backend} {device}: {reason} ({what})",
+        )
+
+    def stale(self, backend: str, check: str, dtype: str, device: str) -> Check | None:
+        """An error row when ``backend`` ran a combination the case lists as unsupported."""
+        if self.expected_unsupported(backend, check, dtype) is None:
+            return None
+        return self.check(
+            check,
+            dtype,
+            device,
+            "error",
+            detail=f"listed as unsupported on {backend} but ran: update the case",
+        )
 
     @property
     def id(self) -> str:
@@ -175,20 +211,19 @@ class Case:
     ) -> dict[str, Any] | Check:
         """``{backend: run(backend)}``, or the row that reports the first backend that raised.
 
-        In float16/bfloat16 a raising backend is a *skip* (the kernel may not exist on CPU);
-        in float32/float64 it is an *error*. Either way it is reported, never swallowed.
+        A raise is a *skip* only where :attr:`unsupported` lists it (with its reason), else an
+        *error* (a regression that raises must not hide as a skip, in half precision either);
+        a listed combination that runs is an error too. Never swallowed.
         """
         results: dict[str, Any] = {}
         for backend in BACKENDS:
             try:
                 results[backend] = run(backend)
             except Exception as exc:
-                first = str(exc).splitlines()[0][:200] if str(exc) else ""
-                reason = f"{backend} raised {type(exc).__name__}: {first}"
-                if dtype in LOW_PRECISION:
-                    detail = f"unsupported in {dtype} on {backend} {device}: {reason}"
-                    return self.check(check, dtype, device, "skip", detail=detail)
-                return self.check(check, dtype, device, "error", detail=reason)
+                return self.raised(backend, check, dtype, device, exc)
+            stale = self.stale(backend, check, dtype, device)
+            if stale is not None:
+                return stale
         return results
 
     def check(self, check: str, dtype: str, device: str, status: str, **kw: Any) -> Check:

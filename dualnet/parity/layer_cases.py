@@ -14,9 +14,10 @@ A :class:`LayerCase` says, once, everything needed to check one configuration of
   it returns the output, or ``(output, state)`` with the updated non-trainable weights;
 * whether the call runs in training mode, the dtypes, the derived tolerance (``reduction``: the
   longest sum, see :func:`dualnet.parity.tolerance.for_reduction`), finite-difference masks at
-  kinks, a bound for half precision, combinations expected to be unsupported (with the reason),
-  the torch/Keras divergence the case is built to expose, and the bad inputs that must raise the
-  same clear error on both backends.
+  kinks, a bound for half precision, the (backend, check, dtype) combinations a framework is
+  known to refuse (``unsupported``, with the reason; see :class:`~dualnet.parity.cases.Case`),
+  the torch/Keras divergence the case is built to expose, and the bad inputs that must raise
+  the same clear error on both backends.
 
 Evaluating a case (:meth:`LayerCase.evaluate`) builds a fresh layer per backend, loads the same
 canonical weights, and compares against the reference: the forward value, the gradient with
@@ -164,9 +165,6 @@ class LayerCase(Case):
         half_bound: ``(reference on |x|,|W| or None, exact, u) -> per-element bound`` for
             float16/bfloat16 forward rows (:func:`bilinear_bound`, :func:`rounding_bound`);
             None: half precision is not run for this case.
-        unsupported: ``{dtype: reason}`` combinations expected to raise on some backend: the
-            row is a skip that gives the reason; a raise that is not listed is an error, and a
-            listed dtype that runs fails (the entry is out of date).
         exposes: the torch/Keras divergence this case is built to expose (report notes).
         errors: bad inputs that must raise the same clear error on both backends.
     """
@@ -188,7 +186,6 @@ class LayerCase(Case):
     grad_reduction: int | None = None
     tolerance: Mapping[str, tol.Tolerance] = field(default_factory=dict)
     half_bound: Callable[..., np.ndarray] | None = None
-    unsupported: Mapping[str, str] = field(default_factory=dict)
     exposes: str = ""
     errors: tuple[BadInput, ...] = ()
 
@@ -307,7 +304,7 @@ class LayerCase(Case):
             dtype, device, lambda b: self.run_backend(b, xs, weights, cotangent, dtype, device)
         )
         if isinstance(results, Check):
-            return [self._expected_skip(results, dtype)]
+            return [results]
         bound = self.forward_tolerance(dtype)
         rounded = _f64(round_to(expected, dtype))
         comps = three_way(results["torch"]["out"], results["tensorflow"]["out"], rounded, bound)
@@ -323,7 +320,7 @@ class LayerCase(Case):
                 tol.for_reduction(dtype, self.grad_reduction or self.reduction)  # fmt: skip
             checks.extend(self._gradient_checks(layer, xs, weights, cotangent, results, dtype,
                                                 device, grad_bound))  # fmt: skip
-        return self._stale(checks, dtype)
+        return checks
 
     def _gradient_checks(self, layer: Any, xs: list[np.ndarray], weights: list[np.ndarray],
                          cotangent: np.ndarray, results: dict[str, Any], dtype: str,
@@ -373,7 +370,7 @@ class LayerCase(Case):
             dtype, device, lambda b: self.run_backend(b, xs, weights, None, dtype, device)
         )
         if isinstance(results, Check):
-            return [self._expected_skip(results, dtype)]
+            return [results]
         u = UNIT_ROUNDOFF[dtype]
         ref_abs = None
         if getattr(self.half_bound, "needs_abs", False):
@@ -387,28 +384,8 @@ class LayerCase(Case):
         comps["torch~tensorflow"] = compare(results["torch"]["out"], results["tensorflow"]["out"],
                                             base, extra_atol=2 * bound)  # fmt: skip
         detail = f"bound <= {float(np.max(bound, initial=0.0)):.2g}; gradients not checked"
-        return self._stale([self.check("forward", dtype, device, status_of(comps),
-                                       comparisons=comps, detail=detail)], dtype)  # fmt: skip
-
-    def _expected_skip(self, row: Check, dtype: str) -> Check:
-        """A backend raised: a skip with the documented reason where the entry expects it, an
-        error where it does not (in half precision too: an entry says which dtypes a framework
-        cannot run, so an undeclared failure is a regression, not a skip)."""
-        reason = self.unsupported.get(dtype)
-        status, detail = ("skip", f"expected unsupported: {reason} ({row.detail})") if reason \
-            else ("error", row.detail)  # fmt: skip
-        return Check(family=row.family, case=row.case, check=row.check, dtype=row.dtype,
-                     device=row.device, status=status, detail=detail)  # fmt: skip
-
-    def _stale(self, checks: list[Check], dtype: str) -> list[Check]:
-        """An entry that lists ``dtype`` as unsupported while both backends ran it is out of
-        date: its rows fail, so the list stays true."""
-        if dtype not in self.unsupported:
-            return checks
-        return [Check(family=c.family, case=c.case, check=c.check, dtype=c.dtype,
-                      device=c.device, status="FAIL", comparisons=c.comparisons,
-                      detail=f"{c.detail}; listed as unsupported but ran: update the entry")
-                for c in checks]  # fmt: skip
+        return [self.check("forward", dtype, device, status_of(comps), comparisons=comps,
+                           detail=detail)]  # fmt: skip
 
 
 def _flat(arrays: Sequence[np.ndarray]) -> np.ndarray:
