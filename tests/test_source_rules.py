@@ -26,3 +26,13 @@ def test_no_function_body_is_only_a_docstring(path):
         and isinstance(node.body[0].value.value, str)
     ]
     assert not empty, f"give these a body besides the docstring (return None): {empty}"
+
+
+def test_documentation_stands_alone():
+    """The project's README, docs and code never point outside the repository (a team notes
+    folder beside it is not part of the project)."""
+    texts = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "benchmarks").rglob("*"),
+             *SOURCES]  # fmt: skip
+    offenders = [str(p.relative_to(ROOT)) for p in texts
+                 if p.is_file() and p.suffix in (".md", ".py") and "../shared" in p.read_text()]  # fmt: skip
+    assert not offenders, offenders
