@@ -231,6 +231,45 @@ def test_models_forward_backward_and_compiled_modes(tmp_path):
     assert rows[("overhead", "dualnet[torch]", "eager")]["ratio"]["name"] == "dualnet/native"
 
 
+def test_torch_compile_does_not_recompile_inside_the_timed_region(monkeypatch):
+    """Both torch entrants of an overhead row are compiled before the clock starts: building
+    the second must not throw away the first one's compiled code (``torch._dynamo.reset()``
+    between them did, and the dualnet row then recompiled inside its timed samples). Dynamo's
+    counters, read around the timed region, must not move."""
+    pytest.importorskip("dualnet.models")
+    from torch._dynamo.utils import counters
+
+    kernel = next(k for k in suite.kernels(quick=True)
+                  if k.id == "overhead/tutorial[1x3x3x2x2]/forward")  # fmt: skip
+
+    def compiles():
+        return (counters["frames"]["total"], counters["frames"]["ok"],
+                counters["stats"]["unique_graphs"])  # fmt: skip
+
+    timed = []
+    real = runner.run_interleaved
+
+    def watched(entrants, policy):
+        before = compiles()
+        rounds = real(entrants, policy)
+        timed.append((before, compiles(), [e.label for e in entrants]))
+        return rounds
+
+    monkeypatch.setattr(runner, "run_interleaved", watched)
+    config = runner.Config(modes=("compiled",), torch_compile=True, policy=TINY,
+                           backends=("torch",), json_path=None)  # fmt: skip
+    start = compiles()
+    report = runner.Run(config, {}, {}).execute(runner.plan([kernel], config, [], quick=True))
+    rows = {r["label"]: r for r in report["results"]}
+    for label in ("dualnet[torch]", "native[torch]"):
+        assert rows[label]["status"] == "ok", (label, rows[label]["error"])
+        assert rows[label]["mode"] == "compile"
+    [(before, after, labels)] = timed
+    assert labels == ["dualnet[torch]", "native[torch]"]
+    assert before[2] > start[2]  # both compiled (in their untimed first call) ...
+    assert after == before  # ... and nothing compiled again while the clock ran
+
+
 def test_training_step_kernels(tmp_path):
     """One optimizer step on both backends (eager), dualnet vs hand-written (checked equal at
     build); the compiled modes are recorded as unsupported, not faked."""

@@ -7,7 +7,7 @@ Same function names as :mod:`dualnet.bench._torch`. Importing this module import
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from dualnet._backend import backend_module
@@ -84,6 +84,11 @@ def sync_fn(device: str) -> Callable[[], None]:
     if device == "cuda":
         return tf.test.experimental.sync_devices
     return lambda: None
+
+
+def reset_compiled(modes: Collection[str]) -> None:
+    """Nothing to reset: every entrant gets its own ``tf.function``, whose traces live on it
+    (the counterpart of :func:`dualnet.bench._torch.reset_compiled`)."""
 
 
 def _compile(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:

@@ -6,7 +6,7 @@ applied inside the bench package). Importing this module imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import torch
@@ -78,14 +78,26 @@ def sync_fn(device: str) -> Callable[[], None]:
     return lambda: None
 
 
+def reset_compiled(modes: Collection[str]) -> None:
+    """Start a measurement from a clean torch.compile cache; the runner calls it once per
+    measurement, before building any of its entrants (never between them).
+
+    Dynamo caches compiled code per *code object* and silently falls back to eager after
+    ``recompile_limit`` shapes; every kernel here shares a few code objects, so each
+    measurement starts from a clean cache. ``torch._dynamo.reset()`` also discards the code
+    of every function compiled so far, so calling it while building the second entrant of a
+    measurement (dualnet vs native) would make the first one recompile inside its timed
+    samples."""
+    if "compile" in modes:
+        torch._dynamo.reset()
+
+
 def _compile(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
     if mode == "eager":
         return fn
     if mode == "compile":
-        # Dynamo caches compiled code per *code object* and silently falls back to eager after
-        # `recompile_limit` shapes; every kernel here shares a few code objects, so start each
-        # kernel from a clean cache.
-        torch._dynamo.reset()
+        # No torch._dynamo.reset() here: it would discard the compiled code of the entrants
+        # built before this one in the same measurement (see reset_compiled).
         return torch.compile(fn, dynamic=False)
     raise ValueError(f"invalid mode={mode!r} for torch; expected one of {MODES}")
 

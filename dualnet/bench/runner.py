@@ -163,6 +163,19 @@ def _build(
     return entrant, "ok", ""
 
 
+def _reset_compiled(group: list[Planned]) -> None:
+    """Clear the compilers' caches once for the whole measurement, before any entrant is built.
+    Once only: torch's reset (``torch._dynamo.reset()``) discards the code of everything
+    compiled before it, so a reset while building the second entrant would make the first one
+    recompile inside its timed samples."""
+    modes: dict[str, set[str]] = {}
+    for planned in group:
+        if not planned.skip_reason:
+            modes.setdefault(planned.backend, set()).add(planned.mode)
+    for backend, backend_modes in modes.items():
+        environment.native(backend).reset_compiled(backend_modes)
+
+
 def measure(
     kernel: Kernel,
     group: list[Planned],
@@ -174,6 +187,9 @@ def measure(
 ) -> list[dict[str, Any]]:
     """Build, warm up and time one interleaved measurement; one record per entrant."""
     started = time.perf_counter()
+    # Once per measurement, before building any entrant, never between two: torch's reset
+    # discards every compiled function, which would recompile inside the timed samples.
+    _reset_compiled(group)
     built: list[tuple[Planned, Entrant | None, str, str]] = []
     for planned in group:
         entrant, status, error = _build(kernel, planned, device, dtype, config)
