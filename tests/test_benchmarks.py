@@ -155,6 +155,12 @@ def _unavailable(setup: Setup) -> Workload:
     raise Unavailable("dualnet.nothing is not available")
 
 
+def _broken_import(setup: Setup) -> Workload:
+    import dualnet.no_such_module  # noqa: F401  (a bug in a builder, not a missing part)
+
+    raise AssertionError("unreachable")
+
+
 def _config(tmp_path, **kw):
     return runner.Config(modes=("eager",), policy=TINY, json_path=tmp_path / "b.json", **kw)
 
@@ -167,6 +173,7 @@ def test_failures_are_recorded_and_the_run_continues(tmp_path):
     kernels = [
         Kernel(group="activation", name="raises", shape=(2,), build=_raise, elements_moved=4),
         Kernel(group="activation", name="missing", shape=(2,), build=_unavailable),
+        Kernel(group="activation", name="broken", shape=(2,), build=_broken_import),
         _relu_kernel(),
     ]
     config = _config(tmp_path)
@@ -174,6 +181,7 @@ def test_failures_are_recorded_and_the_run_continues(tmp_path):
     status = {(r["kernel"], r["backend"]): r["status"] for r in report["results"]}
     assert status[("raises", "torch")] == status[("raises", "tensorflow")] == "failed"
     assert status[("missing", "torch")] == "unavailable"
+    assert status[("broken", "torch")] == status[("broken", "tensorflow")] == "failed"
     assert status[("relu", "torch")] == status[("relu", "tensorflow")] == "ok"
     assert "RuntimeError: boom" in report["results"][0]["error"]
     assert report["complete"] and not report["interrupted"]
@@ -654,3 +662,17 @@ def test_cli_list_and_bench_subcommand(capsys):
         "pool/MaxPooling2D-2x2[32x32x32x64]/forward+backward",
         "pool/AveragePooling2D-2x2[32x32x32x64]/forward+backward",
     ]
+
+
+def test_cli_exit_status_is_non_zero_when_an_entrant_failed(tmp_path, monkeypatch, capsys):
+    """The tables and JSON are written, and the exit status says the run was not clean."""
+    from dualnet.cli import main
+
+    failing = Kernel(group="activation", name="raises", shape=(2,), build=_raise,
+                     elements_moved=4, modes=("eager",))  # fmt: skip
+    monkeypatch.setattr(suite, "kernels", lambda quick=False: [failing])
+    code = main(["bench", "--quick", "--no-plots", "-q", "--device", "cpu", "--out",
+                 str(tmp_path)])  # fmt: skip
+    assert code == 1
+    assert "2 entrant(s) failed: raises[tensorflow], raises[torch]" in capsys.readouterr().err
+    assert (tmp_path / "bench.json").exists()

@@ -200,6 +200,12 @@ def run_main(args: argparse.Namespace) -> int:
     if report["interrupted"]:
         print("interrupted: the JSON and tables hold what was measured before Ctrl-C")
         return 130
+    failed = sorted({f"{r['kernel']}[{r['backend']}]" for r in report["results"]
+                     if r["status"] == "failed"})  # fmt: skip
+    if failed:  # the tables and JSON are written; the exit status says the run was not clean
+        print(f"{len(failed)} entrant(s) failed: {', '.join(failed[:10])}"
+              + (" ..." if len(failed) > 10 else ""), file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -131,12 +131,13 @@ def _scope(backend: str, device: str) -> Callable[[], contextlib.AbstractContext
 
 
 def _status_of(exc: BaseException) -> str:
+    """``unavailable``/``unsupported`` only where a builder says so (``Unavailable``, raised by
+    ``suite._require`` for a missing part, and ``Unsupported``); anything else, a stray
+    ImportError included, is a failure: a broken builder must not pass for a missing one."""
     if isinstance(exc, Unavailable):
         return "unavailable"
     if isinstance(exc, Unsupported):
         return "unsupported"
-    if isinstance(exc, ImportError | ModuleNotFoundError):
-        return "unavailable"
     return "failed"
 
 
