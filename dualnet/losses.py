@@ -26,6 +26,13 @@ How a loss is reduced (Keras 3, ``keras/src/losses/loss.py``)
    ``ignore_class`` the divisor is the number of non-ignored labels (Keras's mask). A zero
    divisor gives 0 (Keras's ``divide_no_nan``).
 
+4. A mask attached to ``y_pred`` (Note [Masks] in :mod:`dualnet.layers.base`: an
+   ``Embedding(mask_zero=True)`` upstream) weights the per-sample values by 0 at masked steps;
+   ``"sum_over_batch_size"`` then divides by the number of *valid* steps (Keras's
+   ``apply_mask``: the mean over the real timesteps, 0 if there is none), ``"sum"`` and
+   ``"none"`` just weight. torch has no masks: a torch user passes ``reduction="none"`` and
+   averages by hand. A mask together with ``ignore_class`` is refused (Keras intersects them).
+
 float16/bfloat16 predictions are computed in float32 and the result rounded once to the input
 dtype. (Keras computes losses in ``floatx`` = float32 and *returns* float32; torch computes in
 the input dtype with float32 accumulation. dualnet returns the input dtype, computed as Keras.)
@@ -257,6 +264,7 @@ class Loss:
             per-sample values (``"none"``), in ``y_pred``'s floating dtype.
         """
         where = type(self).__name__
+        mask = getattr(y_pred, "_keras_mask", None)  # read before any conversion drops it
         p = _ops.tensor(y_pred)
         out_dtype = _dtype_of(p, "y_pred", where)
         if out_dtype not in FLOAT_DTYPES:  # integer/bool predictions: Keras casts to floatx
@@ -268,11 +276,28 @@ class Loss:
         p = _ops.tensor(p, compute)
         values, count = self._values(y_true, p, compute, where)
         weight, values = _weight(sample_weight, values, compute, where)
+        if mask is not None:
+            weight, values, count = self._masked(mask, weight, values, count, compute, where)
         if count is None:
             count = math.prod(_shape(values))
         reduction = "sum_over_batch_size" if self.reduction == "mean" else self.reduction
         out = _losses().reduce(values, weight, reduction, count)
         return _ops.tensor(out, out_dtype)
+
+    def _masked(self, mask: Any, weight: Any, values: Any, count: int | None, compute: str,
+                where: str) -> tuple[Any, Any, int]:  # fmt: skip
+        """Step 4 of the reduction: the mask as 0/1 weights, and the number of valid entries
+        as the divisor (counted on the host, where the loss's value goes anyway)."""
+        if count is not None:
+            raise NotImplementedError(
+                f"{where}: a mask on y_pred together with ignore_class is not supported; mask the "
+                "labels with ignore_class or the predictions with a mask, not both."
+            )
+        flags = np.asarray(_ops.to_numpy(mask), dtype=bool)
+        m, values = _weight(flags.astype(np.float64), values, compute, where)
+        weight = m if weight is None else weight * m
+        valid = int(np.count_nonzero(np.broadcast_to(_ops.to_numpy(m) != 0, _shape(values))))
+        return weight, values, valid
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         """The unweighted per-sample losses (what ``reduction="none"`` returns without weights)."""

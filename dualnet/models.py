@@ -58,13 +58,14 @@ from dualnet import _ops
 from dualnet import layers as _layers
 from dualnet._backend import backend_module, canonical_name, get_backend, use_backend
 from dualnet._ops import tensor_backend
-from dualnet.dtypes import FLOATX, numpy_dtype
+from dualnet.dtypes import FLOATX, INT_DTYPES, numpy_dtype
 from dualnet.errors import bad_type, bad_value
 from dualnet.layers import (
     InputLayer,
     Layer,
     SymbolicTensor,
     WeightInfo,
+    _symbolic,
     check_name,
     format_shape,
     snake_case,
@@ -325,8 +326,7 @@ class Model:
             return tensors
         out = []
         for spec, t in zip(specs, tensors, strict=True):
-            if core.dtype_name(t) != spec.dtype:
-                t = core.convert_to_tensor(t, spec.dtype)  # Keras casts inputs to Input's dtype
+            t = _to_input_dtype(t, spec.dtype, core, f"{self._where()} input {spec.name!r}")
             spec.check_input_shape(tuple(t.shape))
             out.append(t)
         return out
@@ -615,6 +615,21 @@ class Model:
         return f"<{type(self).__name__} name={self.name!r}, backend={self._backend}>"
 
 
+def _to_input_dtype(t: Any, dtype: str, core: Any, where: str) -> Any:
+    """``t`` cast to an input's dtype, as Keras casts data to its ``Input``'s; floating data
+    for an integer input must hold whole numbers (ids), never truncated silently."""
+    have = core.dtype_name(t)
+    if have == dtype:
+        return t
+    if dtype in INT_DTYPES and have not in INT_DTYPES:
+        values = np.asarray(core.to_numpy(t))
+        bad = values[values != np.round(values)] if values.dtype.kind == "f" else values[:0]
+        if bad.size:
+            raise bad_value("inputs", float(bad.flat[0]), f"whole numbers for an {dtype} input",
+                            where=where)  # fmt: skip
+    return core.convert_to_tensor(t, dtype)
+
+
 def _capture_init_args(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
     """The arguments of ``cls.__init__`` by parameter name, defaults included (None when they
     cannot be given back by name: ``*args`` or positional-only parameters).
@@ -761,6 +776,8 @@ class Sequential(Model):
     def input_dtype(self) -> str:
         if self._input_layer is not None:
             return self._input_layer.dtype
+        if self._layers and self._layers[0].integer_input:
+            return "int32"  # ids for an Embedding (Keras's Embedding casts to int32 too)
         return self._layers[0].dtype if self._layers else FLOATX
 
     def _first_call(self, tensors: list[Any], single: bool, backend: str,
@@ -772,9 +789,7 @@ class Sequential(Model):
         return self(tensors[0], training=training)
 
     def _prepare(self, tensors: list[Any], core: Any) -> list[Any]:
-        t = tensors[0]
-        if core.dtype_name(t) != self.input_dtype():
-            t = core.convert_to_tensor(t, self.input_dtype())
+        t = _to_input_dtype(tensors[0], self.input_dtype(), core, self._where())
         shape = tuple(t.shape)
         # The first layer's own check gives the most specific message ("Dense 'dense' expects
         # inputs with last dimension 3, ..."); then the whole build shape is compared.
@@ -926,10 +941,11 @@ class Functional(Model):
             ids.setdefault(id(t), len(ids))
         plan = []
         for node in self._nodes:
+            kwargs = {k: _symbolic.template(v, ids) for k, v in node.kwargs.items()}
             for t in node.outputs:
                 ids.setdefault(id(t), len(ids))
             plan.append((node.layer, [ids[id(t)] for t in node.inputs],
-                         [ids[id(t)] for t in node.outputs]))  # fmt: skip
+                         [ids[id(t)] for t in node.outputs], kwargs))  # fmt: skip
         native = backend_module(backend).models.functional(
             self, plan, [ids[id(t)] for t in self._inputs], [ids[id(t)] for t in self._outputs]
         )
@@ -944,7 +960,7 @@ class Functional(Model):
     def _graph(self) -> list[tuple[Layer, list[Layer], tuple | None]]:
         out = [(layer, [], layer.input_shape) for layer in self._input_layers()]
         for node in self._nodes:
-            out.append((node.layer, [t.history[0] for t in node.inputs], node.outputs[0].shape))
+            out.append((node.layer, [t.history[0] for t in node.parents], node.outputs[0].shape))
         return out
 
     def _node_indices(self) -> dict[int, int]:
@@ -966,14 +982,31 @@ class Functional(Model):
                 return [layer.name, index[id(node)], node.outputs.index(t)]
         raise AssertionError("tensor not produced in this model")  # unreachable by construction
 
+    def _node_config(self, node: _layers.Node) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "layer": node.layer.name, "args": [self._tensor_ref(t) for t in node.inputs]
+        }
+        if node.kwargs:
+            config["kwargs"] = {k: self._kwarg_ref(v) for k, v in node.kwargs.items()}
+        return config
+
+    def _kwarg_ref(self, value: Any) -> Any:
+        """A call argument in a config: ``{"tensor": ref}`` for a tensor, a list of those for a
+        list, the option itself otherwise."""
+        if isinstance(value, SymbolicTensor):
+            return {"tensor": self._tensor_ref(value)}
+        if isinstance(value, list | tuple) and any(isinstance(v, SymbolicTensor) for v in value):
+            return [self._kwarg_ref(v) for v in value]
+        return value
+
     def _is_chain(self) -> bool:
         """Keras's "sequential-like" test: at most one node per depth, one input per node."""
-        if any(len(node.inputs) > 1 for node in self._nodes):
+        if any(len(node.parents) > 1 for node in self._nodes):
             return False  # a merge (several input tensors) is a branching graph for Keras too
         depth: dict[int, int] = {}
         for node in reversed(self._nodes):
             d = depth.setdefault(id(node), 0)
-            for t in node.inputs:
+            for t in node.parents:
                 parent = _producer(self._nodes, t)
                 key = id(parent) if parent is not None else id(t.history[0])
                 depth[key] = max(depth.get(key, 0), d + 1)
@@ -998,7 +1031,7 @@ class Functional(Model):
             row = [f"{layer.name} ({type(layer).__name__})", format_shape(shape),
                    _param_text(layer)]  # fmt: skip
             if not chain:
-                refs = ["{}[{}][{}]".format(*self._tensor_ref(t)) for n in nodes for t in n.inputs]
+                refs = ["{}[{}][{}]".format(*self._tensor_ref(t)) for n in nodes for t in n.parents]
                 row.append(", ".join(refs) if refs else "-")
             rows.append(row)
         return rows, chain
@@ -1011,10 +1044,7 @@ class Functional(Model):
         return {
             "name": self.name,
             "layers": [_layers.serialize(layer) for layer in self._layers],
-            "nodes": [
-                {"layer": n.layer.name, "args": [self._tensor_ref(t) for t in n.inputs]}
-                for n in self._nodes
-            ],
+            "nodes": [self._node_config(n) for n in self._nodes],
             "input_layers": refs(self._inputs, self._single[0]),
             "output_layers": refs(self._outputs, self._single[1]),
         }
@@ -1038,7 +1068,18 @@ class Functional(Model):
             args = [tensors[tuple(ref)] for ref in node["args"]]
             k = counts.get(layer.name, 0)
             counts[layer.name] = k + 1
-            tensors[(layer.name, k, 0)] = layer(args if layer.multi_input else args[0])
+
+            def arg(value: Any) -> Any:
+                if isinstance(value, dict) and set(value) == {"tensor"}:
+                    return tensors[tuple(value["tensor"])]
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    return [arg(v) for v in value]
+                return value
+
+            kwargs = {key: arg(v) for key, v in node.get("kwargs", {}).items()}
+            out = layer(args if layer.multi_input else args[0], **kwargs)
+            for i, t in enumerate(out if isinstance(out, list) else [out]):
+                tensors[(layer.name, k, i)] = t
 
         def pick(refs: list[Any]) -> Any:
             if refs and isinstance(refs[0], str):
@@ -1082,7 +1123,7 @@ def _collect_nodes(
         node = layer._inbound_nodes[node_index]
         if id(node) in done:
             return
-        for parent in node.inputs:
+        for parent in node.parents:
             visit(parent, path)
         done.add(id(node))
         order.append(node)

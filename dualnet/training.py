@@ -153,7 +153,15 @@ class _UserLoss:
         if len(tuple(values.shape)) == 0:
             return values
         backend = backend_module(tensor_backend(values))
-        return backend.losses.reduce(values, None, "sum_over_batch_size", math.prod(values.shape))
+        mask = getattr(y_pred, "_keras_mask", None)
+        if mask is None or tuple(mask.shape) != tuple(values.shape):
+            count = math.prod(values.shape)
+            return backend.losses.reduce(values, None, "sum_over_batch_size", count)
+        # The mean over the valid steps, as for dualnet's own losses (Keras's LossFunctionWrapper
+        # applies the mask the same way).
+        weight = backend.core.convert_to_tensor(to_numpy(mask), backend.core.dtype_name(values))
+        valid = int(np.count_nonzero(to_numpy(mask)))
+        return backend.losses.reduce(values, weight, "sum_over_batch_size", valid)
 
 
 def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,
@@ -243,7 +251,14 @@ def _metric_logs(c: Compiled, y: Any, outputs: Any) -> dict[str, np.ndarray]:
     if c.metrics is None:
         c.metrics = [_metrics.resolve(m, y, outputs) for m in c.metric_specs]
     pred = to_numpy(outputs)
-    return {m.name: m(to_numpy(y), pred) for m in c.metrics}
+    logs = {m.name: m(to_numpy(y), pred) for m in c.metrics}
+    mask = getattr(outputs, "_keras_mask", None)
+    if mask is None:
+        return logs
+    # Masked steps do not count (Keras's metrics take the mask as sample weights): keep the
+    # values of the valid steps only, so the epoch's mean is over those.
+    keep = to_numpy(mask).astype(bool)
+    return {k: (v[keep] if v.shape == keep.shape else v) for k, v in logs.items()}
 
 
 def _param_names(model: Any) -> list[str]:

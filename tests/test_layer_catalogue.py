@@ -27,10 +27,7 @@ FIRST = list({c.layer.__name__: c for c in reversed(CASES)}.values())
 
 
 def _has_weights(case) -> bool:
-    layer = case.make()
-    shapes = case.shapes()
-    layer.build(shapes if case.multi else shapes[0])  # framework-free
-    return bool(layer.weight_specs)
+    return bool(case.build(case.make()).weight_specs)  # framework-free
 
 
 WEIGHTED = [c for c in FIRST if _has_weights(c)]
@@ -58,13 +55,18 @@ def test_wrong_reference_fails(case):
 
     updated = []
 
+    def off(y):
+        if isinstance(y, list):  # several outputs: every one is wrong
+            return [np.asarray(v) * 1.001 + 1e-3 for v in y]
+        return np.asarray(y) * 1.001 + 1e-3
+
     def wrong(*args, **kwargs):
         out = case.reference(*args, **kwargs)
         if isinstance(out, tuple):
             updated.append(True)
             state = {k: np.asarray(v) * 1.001 + 1e-3 for k, v in out[1].items()}
-            return np.asarray(out[0]) * 1.001 + 1e-3, state
-        return np.asarray(out) * 1.001 + 1e-3
+            return off(out[0]), state
+        return off(out)
 
     rows = dataclasses.replace(case, reference=wrong).evaluate("float64", "cpu")
     status = {r.check: r.status for r in rows}
@@ -95,9 +97,7 @@ def test_every_public_layer_has_a_builder(name, backend_name):
 
 def _realised(case, backend_name, **overrides):
     with dn.use_backend(backend_name):
-        layer = case.make("float32", **overrides)
-        shapes = case.shapes()
-        layer.build(shapes if case.multi else shapes[0])
+        layer = case.build(case.make("float32", **overrides))
         layer._realise(backend_name)
     return layer
 
@@ -154,16 +154,12 @@ def test_bad_input_same_error_on_both_backends(case, index):
     for backend_name in BACKENDS:
         with dn.use_backend(backend_name), pytest.raises(bad.error, match=bad.match) as info:
             layer = case.make("float32", **bad.kwargs)
-            if bad.input_shape is None:
+            if bad.input_shape is None and bad.inputs is None:
                 pytest.fail(f"constructing {case.layer.__name__}({dict(bad.kwargs)}) did not raise")
-            x = (
-                [np.zeros(s, "float32") for s in bad.input_shape]
-                if case.multi
-                else np.zeros(bad.input_shape, "float32")
-            )
-            layer(x)
+            x, call_arguments = bad.arguments(case.multi)
+            layer(x, **call_arguments)
         messages[backend_name] = str(info.value)
-        if bad.input_shape is not None:  # nothing half-built after the failure
+        if bad.input_shape is not None or bad.inputs is not None:  # nothing half-built after the failure
             assert not layer.built and layer.native is None
     assert len(set(messages.values())) == 1, messages
     message = messages["torch"]

@@ -140,3 +140,24 @@ def vjp(
         out, targets, output_gradients=ct, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
     return out, list(grads)
+
+
+def get_mask(x: Any) -> Any:
+    """The mask attached to ``x`` (Note [Masks] in :mod:`dualnet.layers.base`), or None."""
+    return getattr(x, "_keras_mask", None)
+
+
+def attach_mask(x: tf.Tensor, mask: Any) -> tf.Tensor:
+    """An alias of ``x`` (``tf.identity``) carrying ``mask`` as Keras's ``_keras_mask``; ``x``
+    itself is left alone."""
+    y = tf.identity(x)
+    y._keras_mask = mask if mask is None else convert_to_tensor(mask, "bool")
+    return y
+
+
+def flatten_concat(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Every tensor flattened, concatenated into one vector (one output for a gradient check
+    of a layer with several outputs); a single tensor is returned as it is."""
+    if len(tensors) == 1:
+        return tensors[0]
+    return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)

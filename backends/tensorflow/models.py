@@ -20,6 +20,7 @@ import tensorflow as tf
 from dualnet.backends.tensorflow import layers as _layers
 
 from dualnet._backend import use_backend
+from dualnet.layers._symbolic import resolve
 
 
 def _input(layer: Any, shape: tuple, dtype: str) -> Any:
@@ -38,9 +39,11 @@ def sequential(model: Any, input_shape: tuple) -> keras.Sequential:
 def functional(model: Any, plan: list, input_ids: list, output_ids: list) -> keras.Model:
     inputs = [_input(layer, layer.input_shape, layer.dtype) for layer in model._input_layers()]
     values = dict(zip(input_ids, inputs, strict=True))
-    for layer, ins, outs in plan:
+    for layer, ins, outs, kwargs in plan:
         args = [values[i] for i in ins] if layer.multi_input else values[ins[0]]
-        values[outs[0]] = layer.native(args)
+        out = layer.native(args, **{k: resolve(v, values) for k, v in kwargs.items()})
+        for i, t in zip(outs, out if len(outs) > 1 else [out], strict=True):
+            values[i] = t
     single_in, single_out = model._single
     outputs = [values[i] for i in output_ids]
     return keras.Model(

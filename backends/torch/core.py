@@ -140,3 +140,24 @@ def vjp(
     return out.detach(), [
         torch.zeros_like(t) if g is None else g for t, g in zip(targets, grads, strict=True)
     ]
+
+
+def get_mask(x: Any) -> Any:
+    """The mask attached to ``x`` (Note [Masks] in :mod:`dualnet.layers.base`), or None."""
+    return getattr(x, "_keras_mask", None)
+
+
+def attach_mask(x: torch.Tensor, mask: Any) -> torch.Tensor:
+    """An alias of ``x`` (a view: no copy, same autograd history) carrying ``mask``; ``x``
+    itself is left alone."""
+    y = x.view_as(x)
+    y._keras_mask = mask if mask is None else convert_to_tensor(mask, "bool").to(x.device)
+    return y
+
+
+def flatten_concat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Every tensor flattened, concatenated into one vector (one output for a gradient check
+    of a layer with several outputs); a single tensor is returned as it is."""
+    if len(tensors) == 1:
+        return tensors[0]
+    return torch.cat([t.reshape(-1) for t in tensors])

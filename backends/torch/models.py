@@ -24,6 +24,7 @@ from dualnet.backends.torch import layers as _layers
 from torch import nn
 
 from dualnet._backend import use_backend
+from dualnet.layers._symbolic import resolve
 
 
 def _modules(layers: Sequence[Any]) -> OrderedDict[str, nn.Module]:
@@ -32,11 +33,20 @@ def _modules(layers: Sequence[Any]) -> OrderedDict[str, nn.Module]:
 
 def _cast(x: Any, module: nn.Module) -> Any:
     """Floating inputs cast to the layer's dtype, as a dualnet (or Keras) layer call does: a
-    float64 layer after a float32 one computes in float64 on both backends."""
-    target = core.native_dtype(module.layer.dtype)
+    float64 layer after a float32 one computes in float64 on both backends. The mask attached
+    to a tensor stays attached (Note [Masks] in :mod:`dualnet.layers.base`)."""
     if isinstance(x, list):
         return [_cast(t, module) for t in x]
-    return x.to(target) if x.is_floating_point() and x.dtype != target else x
+    if not isinstance(x, torch.Tensor) or module.layer.integer_input:
+        return x
+    target = core.native_dtype(module.layer.dtype)
+    if not x.is_floating_point() or x.dtype == target:
+        return x
+    y = x.to(target)
+    mask = core.get_mask(x)
+    if mask is not None:
+        y._keras_mask = mask
+    return y
 
 
 class Sequential(nn.Sequential):
@@ -59,17 +69,22 @@ class Functional(nn.Module):
                  single_output: bool):  # fmt: skip
         super().__init__()
         self.layers = nn.ModuleDict(_modules(layers))
-        # (layer name, input ids, output ids, takes a list) per call, in execution order.
-        self._plan = [(layer.name, ins, outs, layer.multi_input) for layer, ins, outs in plan]
+        # (layer name, input ids, output ids, takes a list, other call arguments with Ref
+        # slots) per call, in execution order.
+        self._plan = [(layer.name, ins, outs, layer.multi_input, kwargs)
+                      for layer, ins, outs, kwargs in plan]  # fmt: skip
         self._input_ids, self._output_ids = list(input_ids), list(output_ids)
         self._single_output = single_output
 
     def forward(self, *inputs: torch.Tensor, training: bool = False) -> Any:
         values = dict(zip(self._input_ids, inputs, strict=True))
-        for name, ins, outs, multi in self._plan:
+        for name, ins, outs, multi, kwargs in self._plan:
             module = self.layers[name]
             args = [values[i] for i in ins] if multi else values[ins[0]]
-            values[outs[0]] = module(_cast(args, module), training=training)
+            extra = {k: _cast(resolve(v, values), module) for k, v in kwargs.items()}
+            out = module(_cast(args, module), training=training, **extra)
+            for i, t in zip(outs, out if len(outs) > 1 else [out], strict=True):
+                values[i] = t
         results = [values[i] for i in self._output_ids]
         return results[0] if self._single_output else results
 

@@ -16,15 +16,18 @@ from typing import Any
 from dualnet.errors import bad_type, bad_value, describe
 from dualnet.layers import (
     activations,
+    attention,
     convolutional,
     core,
     merging,
     normalization,
     pooling,
+    recurrent,
     regularization,
     reshaping,
 )
 from dualnet.layers.activations import *  # noqa: F403
+from dualnet.layers.attention import *  # noqa: F403
 from dualnet.layers.base import (
     Layer,
     SymbolicTensor,
@@ -44,17 +47,21 @@ from dualnet.layers.core import *  # noqa: F403
 from dualnet.layers.merging import *  # noqa: F403
 from dualnet.layers.normalization import *  # noqa: F403
 from dualnet.layers.pooling import *  # noqa: F403
+from dualnet.layers.recurrent import *  # noqa: F403
 from dualnet.layers.regularization import *  # noqa: F403
 from dualnet.layers.reshaping import *  # noqa: F403
 
 GROUPS = (core, convolutional, pooling, normalization, regularization, reshaping, merging,
-          activations)  # fmt: skip
+          activations, recurrent, attention)  # fmt: skip
 
 
 def public_classes() -> dict[str, type[Layer]]:
     """Every public layer class, by name, in group order (what ``get`` can rebuild and what
     both backends must implement)."""
-    return {name: getattr(group, name) for group in GROUPS for name in group.__all__}
+    return {
+        name: obj for group in GROUPS for name in group.__all__
+        if isinstance(obj := getattr(group, name), type) and issubclass(obj, Layer)
+    }
 
 
 __all__ = [

@@ -25,14 +25,15 @@ def check_name(name: Any, *, where: str) -> str:
     return name
 
 
-def check_dtype(dtype: Any, *, where: str) -> str:
-    """A layer's weight/compute dtype: None means Keras's floatx (float32)."""
+def check_dtype(dtype: Any, *, where: str, allowed: tuple[str, ...] = FLOAT_DTYPES) -> str:
+    """A layer's weight/compute dtype (an Input's data dtype, integers allowed there): None
+    means Keras's floatx (float32)."""
     if dtype is None:
         return FLOATX
     try:
-        return standardize(dtype, allowed=FLOAT_DTYPES)
+        return standardize(dtype, allowed=allowed)
     except TypeError:
-        raise bad_value("dtype", dtype, f"one of {', '.join(FLOAT_DTYPES)}", where=where) from None
+        raise bad_value("dtype", dtype, f"one of {', '.join(allowed)}", where=where) from None
 
 
 def check_shape(shape: Any, *, argument: str = "shape", where: str) -> tuple[int | None, ...]:

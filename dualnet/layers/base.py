@@ -37,6 +37,34 @@ and evaluate run inference; fit and train_step run training). A layer whose ``tr
 False contributes no trainable weights, and a frozen normalization layer runs in inference mode
 whatever ``training`` says (Keras's rule for BatchNormalization).
 
+Note [Masks]
+------------
+A mask marks which steps of a sequence are real (True) and which are padding (False): a boolean
+tensor with the input's leading axes (``(batch, steps)`` for ``(batch, steps, features)``). As in
+Keras, it travels *with* the tensor, as its ``_keras_mask`` attribute, on both backends (torch
+tensors accept attributes too):
+
+* layers that make one: ``Embedding(mask_zero=True)`` (``ids != 0``), ``Masking``;
+* layers that consume one: recurrent layers skip masked steps, ``GlobalAveragePooling1D``
+  averages the valid steps, ``MultiHeadAttention`` does not attend to masked keys, losses (and
+  metrics) weight the valid steps only (Keras's rule: the mean over valid entries);
+* layers with ``supports_masking`` pass it on (Dense, Dropout, LayerNormalization, ...) or
+  combine several (merging layers); any other layer drops it, with Keras's warning.
+
+On TensorFlow Keras's own ``Layer.__call__`` does this; on torch
+``backends/torch/layers/base.Module.__call__`` does the same (torch itself has no masks). A call
+may pass one explicitly: ``layer(x, mask=m)`` (attached to an alias of ``x``, never to ``x``).
+
+Note [Call arguments]
+---------------------
+Some layers take more than one tensor or option per call: an RNN's ``initial_state``,
+MultiHeadAttention's ``value``, ``key``, ``attention_mask``, ``use_causal_mask``. A layer lists
+them in :attr:`Layer.call_arguments`; they are validated by :meth:`Layer.check_call_arguments`
+(tensors given by their shapes) before any framework runs, recorded in the functional graph's
+:class:`Node` (``kwargs``), and passed to the native call as keywords. A layer may return several
+tensors (an RNN with ``return_state``): :meth:`Layer.compute_output_shape` then returns a list of
+shapes, and a call returns a list.
+
 Validation (arguments, input shapes, weight lists) happens here, before any framework is touched,
 so both backends raise the same errors and a failed call changes nothing.
 """
@@ -56,6 +84,7 @@ import numpy as np
 from dualnet import initializers as _initializers
 from dualnet._backend import backend_module, get_backend
 from dualnet._ops import tensor_backend
+from dualnet.dtypes import FLOAT_DTYPES
 from dualnet.errors import bad_type
 from dualnet.layers._checks import (
     check_dtype,
@@ -246,6 +275,17 @@ class Layer:
     # Attributes that are state but not weights (a dropout layer's count of training calls,
     # which picks its next mask): carried by model.to_backend, restored after a parity probe.
     runtime_state: ClassVar[tuple[str, ...]] = ()
+    # Keras's flag: the layer accepts an incoming mask (Note [Masks]) and passes it on
+    # unchanged unless its backend modules compute another one (``compute_mask``).
+    supports_masking: ClassVar[bool] = False
+    # Keyword arguments of a call besides the input, ``training`` and ``mask`` (an RNN's
+    # ``initial_state``); validated by :meth:`check_call_arguments`.
+    call_arguments: ClassVar[tuple[str, ...]] = ()
+    # The inputs are integer ids (Embedding): never cast to the layer's floating dtype.
+    integer_input: ClassVar[bool] = False
+    # The dtypes ``dtype=`` accepts: floating for every layer with weights or math; an Input
+    # may declare integer ids too.
+    allowed_dtypes: ClassVar[tuple[str, ...]] = FLOAT_DTYPES
 
     def get_runtime_state(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.runtime_state}
@@ -257,7 +297,7 @@ class Layer:
     def __init__(self, *, name: str | None = None, dtype: Any = None, input_shape: Any = None,
                  trainable: bool = True):  # fmt: skip
         where = type(self).__name__
-        self._dtype = check_dtype(dtype, where=where)
+        self._dtype = check_dtype(dtype, where=where, allowed=self.allowed_dtypes)
         self._input_shape_arg = (
             None if input_shape is None
             else check_shape(input_shape, argument="input_shape", where=where)
@@ -271,6 +311,7 @@ class Layer:
             else unique_name(snake_case(type(self).__name__))
         )  # fmt: skip
         self._build_shape: Any = None
+        self._call_shapes: dict[str, Any] = {}
         self._specs: tuple[WeightSpec, ...] = ()
         self._pending: list[np.ndarray] | None = None  # built, not yet realised
         self._native: Any = None
@@ -304,7 +345,9 @@ class Layer:
 
     @property
     def output_shape(self) -> tuple[int | None, ...] | None:
-        return None if self._build_shape is None else self.compute_output_shape(self._build_shape)
+        if self._build_shape is None:
+            return None
+        return self.compute_output_shape(self._build_shape, **self._call_shapes)
 
     @property
     def native(self) -> Any:
@@ -335,8 +378,22 @@ class Layer:
         # A body besides the docstring: tf.function's AutoGraph cannot convert an empty one.
         return None
 
-    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+    def compute_output_shape(self, input_shape: Any, **call_arguments: Any) -> Any:
+        """The output shape (batch first), or a list of shapes for a layer with several outputs.
+        ``call_arguments``: the call's other arguments, tensors given by their shapes."""
         return tuple(input_shape)
+
+    @property
+    def call_shapes(self) -> dict[str, Any]:
+        """The shapes of the tensor call arguments the layer was built with (batch dimension
+        None; MultiHeadAttention's ``value`` and ``key``), by argument name."""
+        return dict(self._call_shapes)
+
+    def check_call_arguments(self, input_shape: Any, **call_arguments: Any) -> None:
+        """Raise a clear error if the call's other arguments (tensors given by their shapes) do
+        not fit inputs of ``input_shape``; runs before any framework is touched."""
+        # A body besides the docstring: tf.function's AutoGraph cannot convert an empty one.
+        return None
 
     def check_call(self, shape: Any, training: bool) -> None:
         """Raise ValueError if a call on inputs of ``shape`` (batch included) in this mode cannot
@@ -419,11 +476,13 @@ class Layer:
             return [one(s) for s in input_shape]
         return one(input_shape)
 
-    def build(self, input_shape: Any) -> None:
+    def build(self, input_shape: Any, **call_shapes: Any) -> None:
         """Fix the input shape (``None`` for unknown dims, the batch first) and draw the weights.
 
-        No framework is used; see :meth:`_realise`. Building twice with the same shape is a
-        no-op; with an incompatible shape it raises.
+        ``call_shapes``: the shapes of tensor call arguments that size weights
+        (MultiHeadAttention's ``value`` and ``key``). No framework is used; see
+        :meth:`_realise`. Building twice with the same shape is a no-op; with an incompatible
+        shape it raises.
         """
         shape = self._normalise_shape(input_shape)
         self.check_input_shape(shape)
@@ -432,12 +491,14 @@ class Layer:
         # The batch size is never part of a layer.
         unbatched = [(None, *s[1:]) for s in shape] if self.multi_input else (None, *shape[1:])
         self._build_shape = unbatched
+        self._call_shapes = {k: _unbatched(v) for k, v in call_shapes.items() if v is not None}
         try:
-            self.compute_output_shape(unbatched)  # shape errors before any weight is drawn
+            # shape errors before any weight is drawn
+            self.compute_output_shape(unbatched, **self._call_shapes)
             self._specs = tuple(self.declare_weights())
             self._pending = [s.draw(self.dtype) for s in self._specs]
         except BaseException:
-            self._build_shape, self._specs = None, ()
+            self._build_shape, self._specs, self._call_shapes = None, (), {}
             raise
 
     def _realise(self, backend: str) -> None:
@@ -484,12 +545,17 @@ class Layer:
 
     # -- calling ----------------------------------------------------------------------------
 
-    def __call__(self, inputs: Any, training: Any = None, **kwargs: Any) -> Any:
+    def __call__(self, inputs: Any, training: Any = None, mask: Any = None,
+                 **kwargs: Any) -> Any:  # fmt: skip
         """Apply the layer to a :class:`SymbolicTensor` (functional API) or to data.
 
-        ``training``: see Note [Training flag]."""
-        if kwargs:
-            raise TypeError(f"{self._where()}: unexpected keyword arguments {sorted(kwargs)}")
+        ``training``: see Note [Training flag]. ``mask``: a boolean mask of the input (batch and
+        steps, no feature axis), by default the one attached to it (Note [Masks]).
+        ``kwargs``: the layer's :attr:`call_arguments` (an RNN's ``initial_state``)."""
+        unknown = sorted(set(kwargs) - set(self.call_arguments))
+        if unknown:
+            takes = f"; it takes {list(self.call_arguments)}" if self.call_arguments else ""
+            raise TypeError(f"{self._where()}: unexpected keyword arguments {unknown}{takes}")
         training = resolve_training(training, self._where())
         items = inputs if isinstance(inputs, list | tuple) else None
         if self.multi_input:
@@ -497,34 +563,53 @@ class Layer:
                 raise TypeError(
                     f"{self._where()} takes a list of tensors, got a {type(inputs).__name__}"
                 )
-            symbolic = [isinstance(t, SymbolicTensor) for t in items]
-            if any(symbolic):
-                if not all(symbolic):
-                    raise TypeError(f"{self._where()}: mix of symbolic and concrete inputs")
-                return self._call_symbolic(list(items))
-            return self._call_eager(list(items), training)
-        if items is not None:
+            first: Any = list(items)
+        elif items is not None:
             raise TypeError(f"{self._where()} takes a single tensor, got a {type(inputs).__name__}")
-        if isinstance(inputs, SymbolicTensor):
-            return self._call_symbolic([inputs])
-        return self._call_eager(inputs, training)
+        else:
+            first = inputs
+        tensors = [*(first if self.multi_input else [first]),
+                   *(t for v in kwargs.values() for t in _tensors_in(v))]  # fmt: skip
+        symbolic = [isinstance(t, SymbolicTensor) for t in tensors]
+        if any(symbolic):
+            if not all(symbolic):
+                raise TypeError(f"{self._where()}: mix of symbolic and concrete inputs")
+            if mask is not None:
+                raise TypeError(
+                    f"{self._where()}: mask= cannot be given in a functional model; masks come "
+                    "from the layers that make them (Embedding(mask_zero=True), Masking)."
+                )
+            return self._call_symbolic(first if self.multi_input else [first], kwargs)
+        return self._call_eager(first, training, mask, kwargs)
 
-    def _call_symbolic(self, xs: list[SymbolicTensor]) -> SymbolicTensor:
+    def _output_shape(self, shape: Any, call_shapes: dict[str, Any]) -> Any:
+        return self.compute_output_shape(shape, **call_shapes)
+
+    def _call_symbolic(self, xs: list[SymbolicTensor], kwargs: dict[str, Any]) -> Any:
         shapes = [x.shape for x in xs] if self.multi_input else xs[0].shape
-        self.build(shapes)  # validates the shape (no-op when already built for it)
+        call_shapes = {k: _shape_of(v) for k, v in kwargs.items()}
+        self.check_input_shape(self._normalise_shape(shapes))
+        if self.call_arguments:
+            self.check_call_arguments(shapes, **call_shapes)
+        # validates the shape (no-op when already built for it)
+        self.build(shapes, **{k: v for k, v in call_shapes.items() if _is_shape(v)})
         node_index = len(self._inbound_nodes)
-        out = SymbolicTensor(
-            self.compute_output_shape(shapes), self.dtype, (self, node_index, 0),
-            name=f"{self.name}_{node_index}" if node_index else self.name,
-        )  # fmt: skip
-        self._inbound_nodes.append(Node(self, tuple(xs), (out,)))
-        return out
+        out_shape = self._output_shape(shapes, call_shapes)
+        several = isinstance(out_shape, list)
+        out_shapes = out_shape if several else [out_shape]
+        base = f"{self.name}_{node_index}" if node_index else self.name
+        outs = tuple(
+            SymbolicTensor(s, self.dtype, (self, node_index, i), name=f"{base}_{i}" if i else base)
+            for i, s in enumerate(out_shapes)
+        )
+        self._inbound_nodes.append(Node(self, tuple(xs), outs, dict(kwargs)))
+        return list(outs) if several else outs[0]
 
-    def _call_eager(self, x: Any, training: bool) -> Any:
+    def _call_eager(self, x: Any, training: bool, mask: Any, kwargs: dict[str, Any]) -> Any:
         inputs = x
         backend = self._backend or get_backend()
         items = x if self.multi_input else [x]
-        for item in items:
+        for item in [*items, *(t for v in kwargs.values() for t in _tensors_in(v))]:
             owner = tensor_backend(item)
             if owner is not None and owner != backend:
                 state = "is built on" if self._backend else "will be built on the active backend"
@@ -534,23 +619,57 @@ class Layer:
                     f"model.to_backend({owner!r})."
                 )
         core = backend_module(backend).core
+        masks = [core.get_mask(t) for t in items]
+        if mask is not None:
+            given = mask if self.multi_input else [mask]
+            if not isinstance(given, list | tuple) or len(given) != len(items):
+                raise bad_type("mask", mask, "one mask per input (a list for a merging layer)",
+                               where=self._where())  # fmt: skip
+            masks = [None if m is None else core.convert_to_tensor(m, "bool") for m in given]
         items = [self._cast_input(core.convert_to_tensor(t), core) for t in items]
+        kw = {k: self._convert_argument(v, core) for k, v in kwargs.items()}
         shapes = [tuple(t.shape) for t in items]
         shape = shapes if self.multi_input else shapes[0]
+        call_shapes = {k: _shape_of(v) for k, v in kw.items()}
         self.check_input_shape(self._normalise_shape(shape))
+        if self.call_arguments:
+            self.check_call_arguments(shape, **call_shapes)
+        for t, m in zip(shapes, masks, strict=True):
+            if m is not None:
+                _check_mask(self, tuple(m.shape), t)
         self.check_call(self._normalise_shape(shape), training)
         if not self.built:
-            self.build(shape)
+            self.build(shape, **{k: v for k, v in call_shapes.items() if _is_shape(v)})
         self._realise(backend)
+        items = [t if m is None else core.attach_mask(t, m)
+                 for t, m in zip(items, masks, strict=True)]  # fmt: skip
         with training_scope(training):
-            out = self._native(items if self.multi_input else items[0], training=training)
+            out = self._native(items if self.multi_input else items[0], training=training, **kw)
+        if isinstance(out, tuple):
+            out = list(out)
         if _trace is not None:
             _trace.append((self, inputs, out))
         return out
 
+    def _convert_argument(self, value: Any, core: Any) -> Any:
+        """A call argument as the native call takes it: tensors converted (floating ones cast
+        to the layer's dtype, their masks kept), lists of tensors as lists, options as given."""
+        if isinstance(value, list | tuple) and any(_is_tensor(v) for v in value):
+            return [self._convert_argument(v, core) for v in value]
+        if not _is_tensor(value):
+            return value
+        mask = core.get_mask(value)
+        t = core.convert_to_tensor(value)
+        if core.dtype_name(t).startswith(("float", "bfloat")) and core.dtype_name(t) != self.dtype:
+            t = core.convert_to_tensor(t, self.dtype)
+        return t if mask is None else core.attach_mask(t, mask)
+
     def _cast_input(self, x: Any, core: Any) -> Any:
         # Keras layers cast floating inputs to their compute dtype (torch modules would raise on
-        # a float64 input to float32 weights); dualnet follows Keras on both backends.
+        # a float64 input to float32 weights); dualnet follows Keras on both backends. Integer
+        # ids (Embedding) are the builder's to check and convert.
+        if self.integer_input:
+            return x
         return x if core.dtype_name(x) == self.dtype else core.convert_to_tensor(x, self.dtype)
 
     # -- config -----------------------------------------------------------------------------
@@ -570,6 +689,51 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+
+def _is_tensor(value: Any) -> bool:
+    """An array-like call argument (not an option such as ``return_state=True``)."""
+    return isinstance(value, SymbolicTensor | np.ndarray) or tensor_backend(value) is not None
+
+
+def _tensors_in(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return [v for v in value if _is_tensor(v)]
+    return [value] if _is_tensor(value) else []
+
+
+def _shape_of(value: Any) -> Any:
+    """A call argument with its tensors replaced by their shapes (options as they are)."""
+    if isinstance(value, list | tuple) and any(_is_tensor(v) for v in value):
+        return [_shape_of(v) for v in value]
+    if _is_tensor(value):
+        return tuple(None if d is None else int(d) for d in value.shape)
+    return value
+
+
+def _is_shape(value: Any) -> bool:
+    """A tensor's shape, or a list of them, as :func:`_shape_of` makes them."""
+    if isinstance(value, list):
+        return bool(value) and all(_is_shape(v) for v in value)
+    return isinstance(value, tuple)
+
+
+def _unbatched(shape: Any) -> Any:
+    if isinstance(shape, list):
+        return [_unbatched(s) for s in shape]
+    return (None, *tuple(shape)[1:])
+
+
+def _check_mask(layer: Layer, mask_shape: tuple, input_shape: tuple) -> None:
+    """A mask covers the input's leading axes (batch, steps): its shape is a prefix of the
+    input's (``(B, T)`` for ``(B, T, C)``)."""
+    n = len(mask_shape)
+    if n == 0 or n > len(input_shape) or tuple(input_shape[:n]) != tuple(mask_shape):
+        raise ValueError(
+            f"{layer._where()}: mask of shape {format_shape(mask_shape)} does not fit inputs of "
+            f"shape {format_shape(input_shape)}; expected the input's leading axes, e.g. "
+            f"{format_shape(input_shape[:2])}."
+        )
 
 
 def import_group(backend: str, group: str) -> Any:

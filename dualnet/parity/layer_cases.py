@@ -77,6 +77,28 @@ class BadInput:
     input_shape: Any = None
     error: type[Exception] = ValueError
     match: str = ""
+    inputs: Any = None
+    call_inputs: Mapping[str, Any] = field(default_factory=dict)
+    call_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def arguments(self, multi: bool) -> tuple[Any, dict[str, Any]]:
+        """The call's input (``inputs`` if given, else float32 zeros of ``input_shape``) and
+        other arguments (a tuple in ``call_inputs`` is the shape of float32 zeros)."""
+        if self.inputs is not None:
+            x = self.inputs
+        elif multi:
+            x = [np.zeros(s, "float32") for s in self.input_shape]
+        else:
+            x = np.zeros(self.input_shape, "float32")
+
+        def array(v: Any) -> Any:
+            if isinstance(v, tuple):
+                return np.zeros(v, "float32")
+            if isinstance(v, list):
+                return [array(a) for a in v]
+            return v
+
+        return x, {**{k: array(v) for k, v in self.call_inputs.items()}, **self.call_options}
 
 
 def default_weights(rng: np.random.Generator, specs: Sequence[Any]) -> list[np.ndarray]:
@@ -188,6 +210,9 @@ class LayerCase(Case):
     half_bound: Callable[..., np.ndarray] | None = None
     exposes: str = ""
     errors: tuple[BadInput, ...] = ()
+    call_inputs: Callable[[np.random.Generator], Mapping[str, Any]] | None = None
+    call_options: Mapping[str, Any] = field(default_factory=dict)
+    mask: Callable[[np.random.Generator], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if self.half_bound is not None and self.dtypes == ("float32", "float64"):
@@ -210,66 +235,94 @@ class LayerCase(Case):
     def shapes(self) -> list[tuple[int, ...]]:
         return [tuple(s) for s in self.input_shape] if self.multi else [tuple(self.input_shape)]
 
+    def build(self, layer: Any) -> Any:
+        """Build ``layer`` (framework-free) for this case's inputs and call arguments."""
+        draw = self.draw(np.random.default_rng(case_seed(self.name)))
+        shapes = [x.shape for x in draw.xs]
+        layer.build(shapes if self.multi else shapes[0], **draw.call_shapes())
+        return layer
+
     def config(self, layer: Any) -> dict[str, Any]:
         """The reference's keywords: the layer's full config (defaults filled in)."""
         return RL.layer_config(layer)
 
-    def sample(self, dtype: str) -> tuple[list[np.ndarray], list[np.ndarray], Any]:
-        """Inputs and canonical weights rounded to ``dtype``, and the layer they are for."""
-        rng = np.random.default_rng(case_seed(self.name))
+    def draw(self, rng: np.random.Generator) -> Arguments:
+        """The call's tensors in float64 (integer ids as they are) and the input's mask."""
         if self.inputs is None:
             xs = [rng.standard_normal(s) for s in self.shapes()]
         else:
             made = self.inputs(rng)
             xs = list(made) if self.multi else [made]
+        call = dict(self.call_inputs(rng)) if self.call_inputs is not None else {}
+        mask = None if self.mask is None else np.asarray(self.mask(rng), dtype=bool)
+        return Arguments([np.asarray(x) for x in xs], call, mask)
+
+    def sample(self, dtype: str) -> tuple[Arguments, list[np.ndarray], Any]:
+        """Call arguments and canonical weights rounded to ``dtype``, and the layer they are
+        for."""
+        rng = np.random.default_rng(case_seed(self.name))
+        args = self.draw(rng)
         layer = self.make(dtype)
-        layer.build([x.shape for x in xs] if self.multi else xs[0].shape)
+        shapes = [x.shape for x in args.xs]
+        layer.build(shapes if self.multi else shapes[0], **args.call_shapes())
         make_weights = self.weights or default_weights
         weights = make_weights(rng, layer.weight_specs)
-        return ([round_to(x, dtype) for x in xs], [round_to(w, dtype) for w in weights], layer)
+        return (args.rounded(dtype), [round_to(w, dtype) for w in weights], layer)
 
     def call_reference(
-        self, layer: Any, xs: list[np.ndarray], weights: list[np.ndarray]
-    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
-        """The reference output and, if it returns one, its state (non-trainable weights)."""
+        self, layer: Any, args: Arguments, weights: list[np.ndarray]
+    ) -> tuple[list[np.ndarray], Any, list[np.ndarray] | None]:
+        """The reference outputs (a list), their mask, and, where it returns one, its state
+        (non-trainable weights)."""
         named = {s.name: _f64(w) for s, w in zip(layer.weight_specs, weights, strict=True)}
-        x = [_f64(v) if is_float(v) else v for v in xs]
+        a = args.as_float64()
         # A frozen layer whose class says so runs inference whatever the call asks (Keras's
         # BatchNormalization rule), in the reference as in the backends.
         training = self.training and (layer.trainable or not layer.frozen_means_inference)
-        out = self.reference(x if self.multi else x[0], named, **self.config(layer),
-                             training=training)  # fmt: skip
+        out, out_mask, state = RL.call_layer(
+            layer, a.first(self.multi), named, training=training, mask=a.mask, fn=self.reference,
+            **a.call, **self.call_options,
+        )  # fmt: skip
+        outs = [_f64(o) for o in (out if isinstance(out, list) else [out])]
         # Non-trainable as the layer sees them (a frozen layer's gamma and beta too, as in Keras).
         frozen = [w.name for w in layer.weights if not w.trainable]
-        if isinstance(out, tuple):
-            y, state = out
-            return _f64(y), [_f64(state.get(n, named[n])) for n in frozen]
+        if state:
+            return outs, out_mask, [_f64(state.get(n, named[n])) for n in frozen]
         # No update from the reference (inference, or a frozen layer): the non-trainable weights
         # must come back as they were, which the state row checks.
-        return _f64(out), ([named[n] for n in frozen] if frozen else None)
+        return outs, out_mask, ([named[n] for n in frozen] if frozen else None)
 
     # -- one backend --------------------------------------------------------------------------
 
     def run_backend(
-        self, backend: str, xs: list[np.ndarray], weights: list[np.ndarray],
+        self, backend: str, args: Arguments, weights: list[np.ndarray],
         cotangent: np.ndarray | None, dtype: str, device: str,
     ) -> dict[str, Any]:  # fmt: skip
-        """Forward value, gradients (floating inputs, then trainable weights, canonical layout)
-        and the non-trainable weights after the call, on one backend, as float64."""
+        """Forward value (every output, flattened and concatenated), its mask, gradients
+        (floating tensor arguments, then trainable weights, canonical layout) and the
+        non-trainable weights after the call, on one backend, as float64."""
         with use_backend(backend):
             b = backend_module(backend)
             with b.core.device_scope(device):
                 layer = self.make(dtype)
-                tensors = [b.core.convert_to_tensor(x) for x in xs]
-                layer.build([tuple(t.shape) for t in tensors] if self.multi
-                            else tuple(tensors[0].shape))  # fmt: skip
+                names, arrays = args.flat()
+                tensors = [b.core.convert_to_tensor(x) for x in arrays]
+                shapes = [x.shape for x in args.xs]
+                layer.build(shapes if self.multi else shapes[0], **args.call_shapes())
                 layer.set_weights(weights)
                 layer._realise(backend)
+                mask = None if args.mask is None else b.core.convert_to_tensor(args.mask, "bool")
+                masks: list[Any] = []
 
                 def call(*ts: Any) -> Any:
-                    return layer(list(ts) if self.multi else ts[0], training=self.training)
+                    rebuilt = args.assemble(list(ts))
+                    out = layer(rebuilt.first(self.multi), training=self.training, mask=mask,
+                                **rebuilt.call, **self.call_options)  # fmt: skip
+                    outs = out if isinstance(out, list) else [out]
+                    masks[:] = [b.core.get_mask(o) for o in outs]
+                    return b.core.flatten_concat(outs)
 
-                wrt = [i for i, x in enumerate(xs) if is_float(x)]
+                wrt = [i for i, x in enumerate(arrays) if is_float(x)]
                 if cotangent is None:
                     out, grads = call(*tensors), []
                 else:
@@ -281,7 +334,9 @@ class LayerCase(Case):
                          if not info.trainable]  # fmt: skip
                 return {
                     "out": _f64(b.core.to_numpy(out)),
+                    "mask": [_host_mask(b, m) for m in masks],
                     "grads": [_f64(b.core.to_numpy(g)) for g in grads],
+                    "grad_names": [names[i] for i in wrt],
                     "state": [_f64(s) for s in state],
                 }
 
@@ -293,22 +348,26 @@ class LayerCase(Case):
     def evaluate(self, dtype: str, device: str, *, gradients: bool = True) -> list[Check]:
         if dtype in LOW_PRECISION:
             return self._evaluate_low_precision(dtype, device)
-        xs, weights, layer = self.sample(dtype)
-        expected, expected_state = self.call_reference(layer, xs, weights)
+        args, weights, layer = self.sample(dtype)
+        outs, out_mask, expected_state = self.call_reference(layer, args, weights)
+        expected = _joined(outs)
         do_grads = gradients and self.grad
         cotangent = None
         if do_grads:
             rng = np.random.default_rng(case_seed(self.name) + 1)
             cotangent = round_to(rng.standard_normal(expected.shape), dtype)
         results = self.on_each_backend(
-            dtype, device, lambda b: self.run_backend(b, xs, weights, cotangent, dtype, device)
+            dtype, device, lambda b: self.run_backend(b, args, weights, cotangent, dtype, device)
         )
         if isinstance(results, Check):
             return [results]
         bound = self.forward_tolerance(dtype)
         rounded = _f64(round_to(expected, dtype))
         comps = three_way(results["torch"]["out"], results["tensorflow"]["out"], rounded, bound)
-        checks = [self.check("forward", dtype, device, status_of(comps), comparisons=comps)]
+        detail = f"{len(outs)} outputs, flattened and concatenated" if len(outs) > 1 else ""
+        checks = [self.check("forward", dtype, device, status_of(comps), comparisons=comps,
+                             detail=detail)]  # fmt: skip
+        checks.extend(self._mask_check(out_mask, len(outs), results, dtype, device))
         if expected_state is not None:
             want = _flat([round_to(s, dtype) for s in expected_state])
             comps = three_way(_flat(results["torch"]["state"]),
@@ -318,32 +377,51 @@ class LayerCase(Case):
         if do_grads:
             grad_bound = (self.tolerance.get(dtype) if self.grad_reduction is None else None) or \
                 tol.for_reduction(dtype, self.grad_reduction or self.reduction)  # fmt: skip
-            checks.extend(self._gradient_checks(layer, xs, weights, cotangent, results, dtype,
+            checks.extend(self._gradient_checks(layer, args, weights, cotangent, results, dtype,
                                                 device, grad_bound))  # fmt: skip
         return checks
 
-    def _gradient_checks(self, layer: Any, xs: list[np.ndarray], weights: list[np.ndarray],
+    def _mask_check(self, expected: Any, n_outputs: int, results: dict[str, Any], dtype: str,
+                    device: str) -> list[Check]:  # fmt: skip
+        """The output mask(s), exactly (Note [Masks]); no row when no side makes one."""
+        want = expected if isinstance(expected, list) else [expected] * n_outputs
+        sides = {"ref": want, "torch": results["torch"]["mask"],
+                 "tensorflow": results["tensorflow"]["mask"]}  # fmt: skip
+        if all(m is None for ms in sides.values() for m in ms):
+            return []
+        present = {k: [m is not None for m in ms] for k, ms in sides.items()}
+        if len({tuple(v) for v in present.values()}) > 1:
+            detail = f"which outputs carry a mask differs: {present}"
+            return [self.check("mask", dtype, device, "FAIL", detail=detail)]
+        flat = {k: _flat([np.asarray(m, np.float64) for m in ms if m is not None])
+                for k, ms in sides.items()}  # fmt: skip
+        comps = three_way(flat["torch"], flat["tensorflow"], flat["ref"], tol.EXACT)
+        return [self.check("mask", dtype, device, status_of(comps), comparisons=comps,
+                           detail="output mask, exact")]  # fmt: skip
+
+    def _gradient_checks(self, layer: Any, args: Arguments, weights: list[np.ndarray],
                          cotangent: np.ndarray, results: dict[str, Any], dtype: str,
                          device: str, bound: tol.Tolerance) -> list[Check]:  # fmt: skip
         specs = list(layer.weight_specs)
-        x_names = [f"x{i}" if self.multi else "x" for i in range(len(xs))]
+        names, tensors = args.flat()
+        x_names = names[: len(args.xs)]
         arrays: dict[str, np.ndarray] = {n: (_f64(x) if is_float(x) else x)
-                                         for n, x in zip(x_names, xs, strict=True)}  # fmt: skip
+                                         for n, x in zip(names, tensors, strict=True)}  # fmt: skip
         w_keys = [f"w:{s.name}" for s in specs]
         arrays.update({k: _f64(w) for k, w in zip(w_keys, weights, strict=True)})
 
         def reference(**kw: np.ndarray) -> np.ndarray:
-            ins = [kw[n] for n in x_names]
+            rebuilt = args.assemble([kw[n] for n in names])
             ws = [kw[k] for k in w_keys]
-            return self.call_reference(layer, ins, ws)[0]
+            return _joined(self.call_reference(layer, rebuilt, ws)[0])
 
-        wrt = [n for n, x in zip(x_names, xs, strict=True) if is_float(x)]
+        wrt = results["torch"]["grad_names"]
         trainable = [f"w:{s.name}" for s in specs if s.trainable] if layer.trainable else []
         masks = {}
         if self.fd_mask is not None:
             named = {s.name: _f64(w) for s, w in zip(specs, weights, strict=True)}
             raw = self.fd_mask([arrays[n] for n in x_names], named)
-            masks = {(k if k in x_names else f"w:{k}"): v for k, v in raw.items()}
+            masks = {(k if k in names else f"w:{k}"): v for k, v in raw.items()}
         checks = []
         ct64 = _f64(cotangent)
         for i, key in enumerate([*wrt, *trainable]):
@@ -364,18 +442,18 @@ class LayerCase(Case):
         if self.half_bound is None:
             return [self.check("forward", dtype, device, "skip",
                                detail="no derived half-precision bound for this case")]  # fmt: skip
-        xs, weights, layer = self.sample(dtype)
-        exact, _ = self.call_reference(layer, xs, weights)
+        args, weights, layer = self.sample(dtype)
+        exact = _joined(self.call_reference(layer, args, weights)[0])
         results = self.on_each_backend(
-            dtype, device, lambda b: self.run_backend(b, xs, weights, None, dtype, device)
+            dtype, device, lambda b: self.run_backend(b, args, weights, None, dtype, device)
         )
         if isinstance(results, Check):
             return [results]
         u = UNIT_ROUNDOFF[dtype]
         ref_abs = None
         if getattr(self.half_bound, "needs_abs", False):
-            ref_abs = self.call_reference(layer, [np.abs(_f64(x)) for x in xs],
-                                          [np.abs(_f64(w)) for w in weights])[0]  # fmt: skip
+            ref_abs = _joined(self.call_reference(layer, args.absolute(),
+                                                [np.abs(_f64(w)) for w in weights])[0])  # fmt: skip
         bound = self.half_bound(ref_abs, exact, u)
         base = tol.EXACT.scaled(1.0, f"derived half-precision bound (u={u:g})")
         comps = three_way(results["torch"]["out"], results["tensorflow"]["out"],
@@ -386,6 +464,75 @@ class LayerCase(Case):
         detail = f"bound <= {float(np.max(bound, initial=0.0)):.2g}; gradients not checked"
         return [self.check("forward", dtype, device, status_of(comps), comparisons=comps,
                            detail=detail)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """One call's tensors: the first argument's arrays (one, or one per input of a merging
+    layer), the other tensor arguments by name (an array, a list of arrays, or None), and the
+    first argument's mask."""
+
+    xs: list[np.ndarray]
+    call: dict[str, Any]
+    mask: np.ndarray | None = None
+
+    def first(self, multi: bool) -> Any:
+        return list(self.xs) if multi else self.xs[0]
+
+    def call_shapes(self) -> dict[str, Any]:
+        def shape(v: Any) -> Any:
+            return [tuple(a.shape) for a in v] if isinstance(v, list) else tuple(v.shape)
+
+        return {k: shape(v) for k, v in self.call.items() if v is not None}
+
+    def flat(self) -> tuple[list[str], list[np.ndarray]]:
+        """Every tensor with its row name: ``x`` (``x0``, ``x1``... for several), then ``name``
+        or ``name[i]`` for the call arguments."""
+        names = ["x"] if len(self.xs) == 1 else [f"x{i}" for i in range(len(self.xs))]
+        arrays = list(self.xs)
+        for k, v in self.call.items():
+            if isinstance(v, list):
+                names += [f"{k}[{i}]" for i in range(len(v))]
+                arrays += list(v)
+            elif v is not None:
+                names.append(k)
+                arrays.append(v)
+        return names, arrays
+
+    def assemble(self, arrays: list[Any]) -> Arguments:
+        """The same structure with the tensors of :meth:`flat` replaced by ``arrays``."""
+        it = iter(arrays)
+        xs = [next(it) for _ in self.xs]
+        call: dict[str, Any] = {}
+        for k, v in self.call.items():
+            if isinstance(v, list):
+                call[k] = [next(it) for _ in v]
+            else:
+                call[k] = None if v is None else next(it)
+        return Arguments(xs, call, self.mask)
+
+    def _map(self, fn: Callable[[np.ndarray], np.ndarray]) -> Arguments:
+        return self.assemble([fn(a) for a in self.flat()[1]])
+
+    def rounded(self, dtype: str) -> Arguments:
+        return self._map(lambda a: round_to(a, dtype))
+
+    def as_float64(self) -> Arguments:
+        return self._map(lambda a: _f64(a) if is_float(a) else a)
+
+    def absolute(self) -> Arguments:
+        """|x| for the floating tensors (the bilinear half-precision bound)."""
+        return self._map(lambda a: np.abs(_f64(a)) if is_float(a) else a)
+
+
+def _joined(outs: list[np.ndarray]) -> np.ndarray:
+    """One output as it is; several flattened and concatenated (as the backends'
+    ``flatten_concat``)."""
+    return outs[0] if len(outs) == 1 else _flat(outs)
+
+
+def _host_mask(b: Any, mask: Any) -> np.ndarray | None:
+    return None if mask is None else np.asarray(b.core.to_numpy(mask), dtype=bool)
 
 
 def _flat(arrays: Sequence[np.ndarray]) -> np.ndarray:

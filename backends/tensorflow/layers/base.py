@@ -47,6 +47,8 @@ class Layer(keras.layers.Layer):
             object.__setattr__(self, spec.name, variable)
             variables.append(variable)
         object.__setattr__(self, "dualnet_variables", variables)
+        # Keras's own mask handling (Note [Masks] in dualnet.layers.base) follows this flag.
+        self.supports_masking = layer.supports_masking
         # Keras's own input conversion stays on: it casts floating inputs to the layer's dtype,
         # dualnet's rule, which a model's native call (keras.Sequential, a functional
         # keras.Model) relies on; a direct dualnet call has cast them already.

@@ -14,6 +14,9 @@ counterparts where TensorFlow has one.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -62,6 +65,20 @@ class Layout:
 IDENTITY = Layout()
 
 
+@functools.cache
+def _forward_parameters(cls: type) -> frozenset[str]:
+    """The parameter names of ``cls.forward`` (which mask keywords it takes)."""
+    return frozenset(inspect.signature(cls.forward).parameters)
+
+
+def _mask_of(x: Any) -> Any:
+    """The mask attached to a tensor, a list of masks for a list (None if none has one)."""
+    if isinstance(x, list | tuple):
+        masks = [getattr(t, "_keras_mask", None) for t in x]
+        return None if all(m is None for m in masks) else masks
+    return getattr(x, "_keras_mask", None)
+
+
 class Module(nn.Module):
     """Base of dualnet's torch layer modules.
 
@@ -88,6 +105,50 @@ class Module(nn.Module):
                 self.register_buffer(spec.name, tensor)
             slots.append((spec, layout))
         self.__dict__["dualnet_slots"] = slots
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``nn.Module``'s call with Keras's mask handling (Note [Masks] in
+        :mod:`dualnet.layers.base`), which torch has no counterpart for: the mask attached to the
+        first input is passed as ``mask=`` (and that of a tensor keyword ``k`` as ``k_mask=``)
+        when ``forward`` takes it; the output mask from :meth:`compute_mask` is attached to the
+        output when the layer supports masking; a mask reaching a layer that does not is
+        dropped with Keras's warning."""
+        params = _forward_parameters(type(self))
+        x = args[0] if args else None
+        previous = _mask_of(x)
+        if previous is not None and "mask" in params and kwargs.get("mask") is None:
+            kwargs["mask"] = previous
+        for name, value in list(kwargs.items()):
+            key = f"{name}_mask"
+            if key in params and kwargs.get(key) is None:
+                kwargs[key] = _mask_of(value)
+        out = super().__call__(*args, **kwargs)
+        if not self.layer.supports_masking:
+            if previous is not None:
+                warnings.warn(
+                    f"Layer '{self.layer.name}' (of type {type(self.layer).__name__}) was passed "
+                    "an input with a mask attached to it. However, this layer does not support "
+                    "masking and will therefore destroy the mask information. Downstream layers "
+                    "will not see the mask.", stacklevel=2,
+                )  # fmt: skip
+            return out
+        outs = out if isinstance(out, list | tuple) else [out]
+        if all(_mask_of(o) is not None for o in outs):
+            return out  # the call set them itself (Keras: "mask already computed")
+        masks = self.compute_mask(x, previous)
+        if masks is None:
+            return out
+        masks = masks if isinstance(masks, list | tuple) else [masks] * len(outs)
+        for o, m in zip(outs, masks, strict=False):
+            if m is not None and _mask_of(o) is None:
+                o._keras_mask = m
+        return out
+
+    def compute_mask(self, x: Any, mask: Any) -> Any:
+        """The output mask for inputs ``x`` carrying ``mask`` (Keras's ``compute_mask``): by
+        default the input's (for a layer that supports masking). Layers that make or consume a
+        mask override it."""
+        return mask
 
     def effective_training(self, training: bool) -> bool:
         """``training``, except that a frozen layer whose class says so runs inference
