@@ -31,7 +31,7 @@ activation is (:mod:`dualnet.activations`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dualnet import initializers as _initializers
 from dualnet.errors import bad_value
@@ -43,6 +43,9 @@ __all__ = ["ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax"]
 
 class _Elementwise(Layer):
     """An activation of any input of rank >= 1; the output has the input's shape."""
+
+    # Keras's flag (ReLU, LeakyReLU, ELU, Softmax): an incoming mask passes through.
+    supports_masking: ClassVar[bool] = True
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         if len(tuple(shape)) < 1:
@@ -154,6 +157,9 @@ class PReLU(Layer):
         ``alpha``: the input's shape without the batch, 1 on the shared axes.
     """
 
+    # Keras's flag: an incoming mask passes through.
+    supports_masking: ClassVar[bool] = True
+
     def __init__(self, alpha_initializer: Any = "zeros", shared_axes: Any = None, *,
                  name: str | None = None, dtype: Any = None, input_shape: Any = None,
                  trainable: bool = True):  # fmt: skip
@@ -253,8 +259,15 @@ class Softmax(_Elementwise):
     ``axis`` defaults to -1, as Keras. torch's ``nn.Softmax()`` without ``dim`` picks dim 0 for
     1-D and 3-D inputs (for ``(batch, steps, classes)`` that normalises over the *batch*) and
     dim 1 otherwise; pass the axis explicitly to reproduce a torch model. Axis 0, the batch, is
-    allowed as in Keras (each output then depends on the whole batch). Keras's call-time
-    ``mask`` argument is not supported.
+    allowed as in Keras (each output then depends on the whole batch).
+
+    With a mask (``layer(x, mask=m)``, or one propagated from an ``Embedding(mask_zero=True)``
+    or ``Masking``; Note [Masks] in :mod:`dualnet.layers.base`) the softmax runs over the valid
+    entries only and masked entries are 0; a slice without any valid entry is all 0 (Keras's
+    rule; Keras fills masked entries with -1e9 first, dualnet excludes them exactly). The mask
+    covers the input's leading axes and is broadcast over the others, so a (batch, steps) mask
+    on (batch, steps, classes) zeroes the padded steps; Keras broadcasts a mask from the
+    *right* and raises there (a mask of the input's full shape means the same in both).
 
     Args:
         axis: an int or a list of ints (batch axis counted as 0, negative from the end).

@@ -30,6 +30,14 @@ the missing axes after the batch, numpy and torch before it), so ``Add()([x, y])
 of shape ``(3, 3)`` and ``y`` of shape ``(3, 3, 3)`` gives two different results without an
 error. dualnet refuses shapes that differ; reshape (``Reshape``, ``RepeatVector``) explicitly.
 
+Masks (Note [Masks] in :mod:`dualnet.layers.base`) are combined as Keras combines them: the
+output mask is the OR of the inputs' masks, or none unless every input has one; Concatenate
+counts an input without a mask as all valid and joins the masks along its axis (so along the
+steps a mask grows with them). Maximum, Minimum and Multiply also read the masks, as Keras's do:
+a masked entry never wins a maximum or minimum (where every input is masked the first input's
+value stays) and counts as 1 in a product (where every input has a mask and all are masked, the
+product is 0). Add, Subtract, Average and Concatenate combine the values as they are.
+
 Element-wise merges of several inputs are evaluated left to right (``((x₀ + x₁) + x₂)...``),
 each step rounded to the layer's dtype, as Keras does; torch then rounds identically.
 """
@@ -37,7 +45,7 @@ each step rounded to the layer's dtype, as Keras does; torch then rounds identic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dualnet.layers import _args
 from dualnet.layers.base import Layer, format_shape
@@ -53,6 +61,9 @@ def _merged_dim(dims: Sequence[int | None]) -> int | None:
 
 class _MultiInput(Layer):
     """A layer called on a list of tensors; its input shape is the list of their shapes."""
+
+    # Keras's flag for every merging layer: the output mask combines the inputs' (Note [Masks]).
+    supports_masking: ClassVar[bool] = True
 
     multi_input = True
 

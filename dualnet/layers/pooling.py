@@ -318,10 +318,21 @@ _HALF_MEAN = (
 )
 
 
+_MASKED_MEAN = _HALF_MEAN + (
+    "\n    With a mask (Note [Masks] in :mod:`dualnet.layers.base`, ``(batch, steps)``) the mean is"
+    "\n    over the valid steps, ``Σ_t m·x / max(Σ_t m, 1)``: a row without any valid step is 0,"
+    "\n    where Keras divides 0 by 0 (NaN). The output carries no mask.\n"
+)
+
+
 @_document(_GLOBAL_DOC, kind="average", keras="``GlobalAveragePooling1D``",
-           formula="mean_p x[b, p, c]", torch="``x.mean(2)``", note=_HALF_MEAN,
+           formula="mean_p x[b, p, c]", torch="``x.mean(2)``", note=_MASKED_MEAN,
            **_fields(1))  # fmt: skip
 class GlobalAveragePooling1D(_GlobalPooling):
+    # Keras's flag: with a mask (Note [Masks] in dualnet.layers.base) the mean is over the
+    # valid steps, Σ_t m·x / max(Σ_t m, 1): a row without any is 0 (Keras: 0/0 = NaN); the
+    # output has no mask.
+    supports_masking: ClassVar[bool] = True
     spatial_dims, mode = 1, "average"
 
 

@@ -106,6 +106,9 @@ def compute_dtype(dtype: str) -> str:
 class _RandomLayer(Layer):
     """Shared by the five layers: the seed, the count of training calls, the base checks."""
 
+    # Keras's flag: an incoming mask passes through (the noise ignores it, as Keras's).
+    supports_masking: ClassVar[bool] = True
+
     runtime_state: ClassVar[tuple[str, ...]] = ("_training_calls",)  # the next mask
 
     def __init__(self, seed: Any, *, name: str | None, dtype: Any, input_shape: Any,

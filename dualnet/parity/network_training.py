@@ -70,6 +70,10 @@ class NetworkTrainingCase(Case):
         samples, batch_size, steps: the data and the schedule (batches as ``fit`` draws them).
         reduction: the longest sum in the network, for the tolerance.
         grad_coords: coordinates sampled per trainable weight for the ``grad1`` check.
+        data: ``(rng, samples) -> (x, y)`` for other data than standard-normal inputs and
+            one-hot classes (padded id sequences and per-timestep labels); ``y`` holds integer
+            labels when ``sparse``.
+        sparse: integer labels and ``SparseCategoricalCrossentropy(from_logits=True)``.
     """
 
     family: str = "training"
@@ -83,14 +87,19 @@ class NetworkTrainingCase(Case):
     steps: int = 100
     reduction: int = 1
     grad_coords: int = 6
+    data: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]] | None = None
+    sparse: bool = False
 
     # -- data ---------------------------------------------------------------------------------
     def sample(self, dtype: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], Any]:
         """Inputs, one-hot targets, initial canonical weights (the model's own initializers,
         seeded) and a float64 copy of the model for the reference, all framework-free."""
         rng = np.random.default_rng(case_seed(self.name))
-        x = rng.standard_normal((self.samples, *self.input_shape))
-        y = np.eye(self.classes)[rng.integers(0, self.classes, self.samples)]
+        if self.data is not None:
+            x, y = self.data(rng, self.samples)
+        else:
+            x = rng.standard_normal((self.samples, *self.input_shape))
+            y = np.eye(self.classes)[rng.integers(0, self.classes, self.samples)]
         with use_backend("torch"):
             dn.set_random_seed(case_seed(self.name) % 2**31)
             model = self.build("float64")
@@ -108,14 +117,24 @@ class NetworkTrainingCase(Case):
         return out[: self.steps]
 
     def _loss(self) -> L.Loss:
+        if self.sparse:
+            return L.SparseCategoricalCrossentropy(from_logits=True)
         return L.CategoricalCrossentropy(from_logits=True)
 
     def reference_loss(self, model: Any, x: np.ndarray, y: np.ndarray, weights: list[np.ndarray],
                        call: int = 0) -> tuple[float, list[np.ndarray]]:  # fmt: skip
         """The float64 loss of training call ``call`` (its dropout masks) and the weights
-        after it."""
-        logits, after = RL.model_forward(model, x, weights, training=True, call=call)
-        return float(np.mean(RLoss.categorical_crossentropy(y, logits, from_logits=True))), after
+        after it; with a mask on the output, the mean over the valid steps (Note [Masks])."""
+        logits, after, mask = RL.model_forward(model, x, weights, training=True, call=call,
+                                               with_mask=True)  # fmt: skip
+        if self.sparse:
+            values = RLoss.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        else:
+            values = RLoss.categorical_crossentropy(y, logits, from_logits=True)
+        if mask is None:
+            return float(np.mean(values)), after
+        valid = np.broadcast_to(np.asarray(mask, bool), values.shape)
+        return float(np.sum(values[valid]) / max(int(valid.sum()), 1)), after
 
     # -- runs ---------------------------------------------------------------------------------
     def _fresh(self, backend: str, dtype: str, weights: list[np.ndarray]) -> Any:
@@ -147,7 +166,8 @@ class NetworkTrainingCase(Case):
         )  # fmt: skip
         if isinstance(runs, Check):
             return [runs]
-        x64, y64 = _f64(x), _f64(y)
+        x64 = _f64(x) if x.dtype.kind == "f" else x
+        y64 = _f64(y) if y.dtype.kind == "f" else y
         one = tol.for_reduction(dtype, self.reduction)
         why = (
             f"{one.reason}; x sqrt({self.steps}) updates: rounding differences carried "

@@ -80,11 +80,32 @@ def _softmax_axes(x: tf.Tensor, axes: tuple[int, ...]) -> tf.Tensor:
 
 
 class Softmax(Layer):
-    def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
+    """Not Keras's Softmax: its mask must broadcast from the *right* (a (batch, steps) mask
+    reaching (batch, steps, classes) raises), where dualnet's masks cover the leading axes."""
+
+    def call(self, x: tf.Tensor, training: Any = None, mask: Any = None) -> tf.Tensor:
         axes = self.layer.resolve_axes(len(x.shape))
+        if mask is not None:
+            return self._masked(x, mask, axes)
         if len(axes) == 1:
             return activate(functools.partial(_activations.softmax, axis=axes[0]), x)
         return float32_math(_softmax_axes, x, axes)
+
+    def _masked(self, x: tf.Tensor, mask: Any, axes: tuple[int, ...]) -> tf.Tensor:
+        """The softmax over the valid entries only; masked entries, and a slice without a valid
+        entry, are 0 (the torch module's rule, step for step)."""
+        keep = tf.cast(mask, tf.bool)
+        for _ in range(x.shape.rank - keep.shape.rank):
+            keep = tf.expand_dims(keep, -1)
+        keep = tf.broadcast_to(keep, tf.shape(x))
+        xc = tf.cast(x, tf.float32) if x.dtype in (tf.float16, tf.bfloat16) else x
+        # The lowest finite value, not -inf: a slice without a valid entry stays finite.
+        z = tf.where(keep, xc, tf.constant(xc.dtype.min, xc.dtype))
+        if len(axes) == 1:
+            y = activate(functools.partial(_activations.softmax, axis=axes[0]), z)
+        else:
+            y = _softmax_axes(z, axes)
+        return tf.cast(tf.where(keep, y, tf.zeros((), y.dtype)), x.dtype)
 
 
 def re_lu(layer: Any, weights: Sequence[np.ndarray]) -> ReLU:

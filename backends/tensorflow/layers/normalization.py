@@ -57,11 +57,13 @@ class BatchNormalization(_Custom):
         self.momentum = layer.momentum
         self.unbiased = layer.moving_variance_estimator == "unbiased"
 
-    def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
+    def call(self, x: tf.Tensor, training: Any = None, mask: Any = None) -> tf.Tensor:
         training = self.effective_training(training)
         xc = upcast(x)
         dtype = xc.dtype
-        if training:
+        if training and mask is not None:
+            mean, variance = self._masked_moments(xc, mask)
+        elif training:
             static = [x.shape[a] for a in self.reduce]
             if all(d is not None for d in static):  # eager calls: same check as torch's
                 self.layer.check_batch_statistics(math.prod(static))
@@ -76,11 +78,40 @@ class BatchNormalization(_Custom):
         )  # fmt: skip
         return tf.cast(y, x.dtype)
 
-    def _update(self, xc: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor) -> None:
+    def _masked_moments(self, xc: tf.Tensor, mask: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        """Keras's masked moments (the mean and biased variance of the valid entries, ``n``
+        their count per channel, at least 1 as a divisor: an all-masked batch gives 0 and 0,
+        as Keras's ``n + 1e-7``), and the moving statistics moved by them."""
+        m = tf.cast(mask, tf.bool)
+        for _ in range(xc.shape.rank - m.shape.rank):
+            m = tf.expand_dims(m, -1)
+        valid = tf.broadcast_to(m, tf.shape(xc))
+        zero = tf.zeros((), xc.dtype)
+        count = tf.reduce_sum(tf.cast(valid, xc.dtype), axis=self.reduce)
+        divisor = tf.maximum(count, tf.ones((), xc.dtype))
+        # where(), not a product with the mask: a NaN or inf at a masked entry stays out.
+        mean = tf.reduce_sum(tf.where(valid, xc, zero), axis=self.reduce) / divisor
+        centred = xc - broadcast_over(mean, self.ndim, self.axes)
+        variance = tf.reduce_sum(tf.where(valid, tf.square(centred), zero),
+                                 axis=self.reduce) / divisor  # fmt: skip
+        self._update(xc, mean, variance, count=count)
+        return mean, variance
+
+    def _update(self, xc: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor,
+                count: tf.Tensor | None = None) -> None:  # fmt: skip
         """``moving = momentum·moving + (1 - momentum)·batch statistic`` (Keras's expression
         and order), in the compute dtype, rounded once when assigned; outside the gradient."""
         mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
-        if self.unbiased:
+        if self.unbiased and count is not None:  # a mask: n per channel, the valid entries
+            n = tf.stop_gradient(count)
+            if tf.executing_eagerly():
+                self.layer.check_batch_statistics(int(tf.reduce_min(n)))
+                variance = variance * n / (n - 1.0)
+            else:
+                message = f"{self.layer.name}: the unbiased moving variance needs n > 1"
+                with tf.control_dependencies([tf.debugging.assert_greater(n, 1.0, message)]):
+                    variance = variance * n / (n - 1.0)
+        elif self.unbiased:
             shape = tf.shape(xc)
             n = tf.cast(tf.reduce_prod(tf.gather(shape, self.reduce)), variance.dtype)
             # Bessel's correction, torch's running-variance update.

@@ -33,6 +33,7 @@ from dualnet.backends.tensorflow.layers.base import (
     float32_math,
     from_channels_last,
     to_channels_last,
+    upcast,
 )
 
 # Spelled out: with data_format=None, tf.nn.max_pool/avg_pool on 5-D inputs build ops whose
@@ -84,6 +85,25 @@ class WindowPooling(Layer):
         return from_channels_last(y, layer.data_format)
 
 
+class GlobalAveragePooling1D(keras.layers.GlobalAveragePooling1D):
+    """Keras's own layer; with a mask the mean over the valid steps in float32 for half inputs
+    (rounded once), 0 for a row without any where Keras divides 0 by 0 (NaN)."""
+
+    def call(self, inputs: tf.Tensor, mask: Any = None) -> tf.Tensor:
+        if mask is None:
+            return super().call(inputs)
+        first = self.data_format == "channels_first"
+        steps = 2 if first else 1
+        keep = tf.expand_dims(tf.cast(mask, tf.bool), 1 if first else 2)
+        v = upcast(inputs)
+        total = tf.reduce_sum(tf.where(keep, v, tf.zeros((), v.dtype)), axis=steps,
+                              keepdims=self.keepdims)  # fmt: skip
+        # The count of valid steps, at least 1: a fully masked row is 0/1 = 0.
+        count = tf.maximum(tf.reduce_sum(tf.cast(keep, v.dtype), axis=steps,
+                                         keepdims=self.keepdims), tf.ones((), v.dtype))  # fmt: skip
+        return tf.cast(total / count, inputs.dtype)
+
+
 def _window(layer: Any) -> dict[str, Any]:
     return {"pool_size": layer.pool_size, "strides": layer.strides, "padding": layer.padding,
             "data_format": layer.data_format}  # fmt: skip
@@ -118,7 +138,7 @@ def average_pooling3d(layer: Any, weights: Sequence[np.ndarray]) -> WindowPoolin
 
 
 def global_average_pooling1d(layer: Any, weights: Sequence[np.ndarray]) -> Any:
-    return adopt_keras(keras.layers.GlobalAveragePooling1D, layer, weights, **_global(layer))
+    return adopt_keras(GlobalAveragePooling1D, layer, weights, **_global(layer))
 
 
 def global_average_pooling2d(layer: Any, weights: Sequence[np.ndarray]) -> Any:

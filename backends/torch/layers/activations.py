@@ -104,14 +104,32 @@ class Softmax(Module):
         super().__init__(layer, weights)
         self.axes_by_rank: dict[int, tuple[int, ...]] = {}
 
-    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, training: bool = False,
+                mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         axes = self.axes_by_rank.get(x.dim())
         if axes is None:
             axes = self.axes_by_rank[x.dim()] = self.layer.resolve_axes(x.dim())
+        if mask is not None:
+            return self._masked(x, mask, axes)
         if len(axes) == 1:
             # The axis explicitly: nn.Softmax() without dim would pick dim 0 for 3-D inputs.
             return activate(functools.partial(_activations.softmax, axis=axes[0]), x)
         return float32_math(_softmax_axes, x, axes)
+
+    def _masked(self, x: torch.Tensor, mask: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+        """The softmax over the valid entries only (the mask covers x's leading axes and is
+        broadcast over the others); masked entries, and a slice without a valid entry, are 0."""
+        m = mask.to(device=x.device, dtype=torch.bool)
+        keep = m.reshape(*m.shape, *(1,) * (x.dim() - m.dim())).expand(x.shape)
+        xc = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        # The lowest finite value, not -inf: a slice without a valid entry stays finite (its
+        # uniform softmax is then zeroed); next to a valid entry it underflows to exactly 0.
+        z = torch.where(keep, xc, torch.finfo(xc.dtype).min)
+        if len(axes) == 1:
+            y = activate(functools.partial(_activations.softmax, axis=axes[0]), z)
+        else:
+            y = _softmax_axes(z, axes)
+        return torch.where(keep, y, torch.zeros((), dtype=y.dtype, device=y.device)).to(x.dtype)
 
 
 def re_lu(layer: Any, weights: Sequence[np.ndarray]) -> ReLU:

@@ -1,4 +1,5 @@
-"""Core layers on PyTorch: Dense (``F.linear``) and Activation."""
+"""Core layers on PyTorch: Dense (``F.linear``), Activation, Embedding (``F.embedding`` with
+dualnet's id check) and Masking."""
 
 from __future__ import annotations
 
@@ -45,3 +46,57 @@ def dense(layer: Any, weights: Sequence[np.ndarray]) -> Dense:
 
 def activation(layer: Any, weights: Sequence[np.ndarray]) -> Activation:
     return Activation(layer, weights)
+
+
+def checked_ids(layer: Any, x: torch.Tensor) -> torch.Tensor:
+    """``x`` as ids ``F.embedding`` takes (int32/int64), after the neutral layer's check: whole
+    numbers (floating ids) in ``[0, input_dim)``. One min/max reduction (read on the host: the
+    only way to raise a Python error before the lookup; torch would raise an IndexError on CPU
+    and a device-side assert on CUDA), plus one comparison for floating ids."""
+    if x.dtype == torch.bool or x.is_complex():
+        raise layer.bad_id(x.reshape(-1)[0].item() if x.numel() else x)
+    if x.is_floating_point():
+        fractional = x != torch.floor(x)  # NaN too (NaN != NaN); ±inf fails the range below
+        if bool(fractional.any()):
+            raise layer.bad_id(x[fractional][0])
+    if x.numel() == 0:
+        return x.long() if x.dtype not in (torch.int32, torch.int64) else x
+    low, high = torch.aminmax(x)
+    layer.check_ids(low.item(), high.item())
+    return x if x.dtype in (torch.int32, torch.int64) else x.long()
+
+
+class Embedding(Module):
+    """``F.embedding(ids, embeddings)``: a row gather; its gradient is a scatter-add (dense)."""
+
+    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        return F.embedding(checked_ids(self.layer, x), self.embeddings)
+
+    def compute_mask(self, x: torch.Tensor, mask: Any = None) -> torch.Tensor | None:
+        # Keras: ids != 0 with mask_zero, whatever came in; otherwise no mask.
+        return x != 0 if self.layer.mask_zero else None
+
+
+class Masking(Module):
+    """``where(any(x != mask_value, -1), x, 0)``, the mask being that ``any``."""
+
+    def keep(self, x: torch.Tensor) -> torch.Tensor:
+        # The scalar is rounded to x's dtype by the comparison (a wrapped Python number), as
+        # TensorFlow converts it to x's dtype.
+        return (x != self.layer.mask_value).any(dim=-1)
+
+    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        return torch.where(
+            self.keep(x).unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device)
+        )
+
+    def compute_mask(self, x: torch.Tensor, mask: Any = None) -> torch.Tensor:
+        return self.keep(x)
+
+
+def embedding(layer: Any, weights: Sequence[np.ndarray]) -> Embedding:
+    return Embedding(layer, weights)
+
+
+def masking(layer: Any, weights: Sequence[np.ndarray]) -> Masking:
+    return Masking(layer, weights)

@@ -65,10 +65,13 @@ class BatchNormalization(_Affine):
         self.momentum = layer.momentum
         self.unbiased = layer.moving_variance_estimator == "unbiased"
 
-    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, training: bool = False,
+                mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         training = self.effective_training(training)
         xc = upcast(x)
         gamma, beta = _cast(self.gamma, xc.dtype), _cast(self.beta, xc.dtype)
+        if training and mask is not None:
+            return self._masked(x, xc, gamma, beta, mask)
         count = xc.numel() // max(xc.shape[self.axis], 1)  # values per channel
         if training:
             self.layer.check_batch_statistics(count)  # before anything is computed or updated
@@ -100,6 +103,41 @@ class BatchNormalization(_Affine):
             var = ((count - 1) * var + self.momentum * old) / count
         self.moving_mean.copy_(mean)
         self.moving_variance.copy_(var)
+
+    def _masked(self, x: torch.Tensor, xc: torch.Tensor, gamma: torch.Tensor | None,
+                beta: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """Training with a mask (Keras's masked moments): μ and the biased σ² over the valid
+        entries only, ``n`` their count per channel (at least 1 as a divisor: an all-masked
+        batch gives μ = σ² = 0, as Keras's ``n + 1e-7``); the moving statistics move by them."""
+        m = mask.to(device=xc.device, dtype=torch.bool)
+        valid = m.reshape(*m.shape, *(1,) * (xc.ndim - m.ndim)).expand(xc.shape)
+        zero = torch.zeros((), dtype=xc.dtype, device=xc.device)
+        count = valid.sum(dim=self.reduce, keepdim=True)
+        if self.unbiased:
+            self.layer.check_batch_statistics(int(count.min()))
+        divisor = count.clamp(min=1).to(xc.dtype)
+        # where(), not a product with the mask: a NaN or inf at a masked entry stays out.
+        mean = torch.where(valid, xc, zero).sum(dim=self.reduce, keepdim=True) / divisor
+        var = (
+            torch.where(valid, torch.square(xc - mean), zero).sum(dim=self.reduce, keepdim=True)
+            / divisor
+        )
+        y = (xc - mean) * torch.rsqrt(var + self.epsilon)
+        if gamma is not None:
+            y = y * broadcast_over(gamma, self.ndim, self.axes)
+        if beta is not None:
+            y = y + broadcast_over(beta, self.ndim, self.axes)
+        with torch.no_grad():
+            mo = self.momentum
+            n = count.reshape(-1).to(xc.dtype)
+            batch_mean, batch_var = mean.detach().reshape(-1), var.detach().reshape(-1)
+            if self.unbiased:
+                batch_var = batch_var * n / (n - 1.0)  # Bessel's correction
+            self.moving_mean.copy_(self.moving_mean.to(xc.dtype) * mo + batch_mean * (1.0 - mo))
+            self.moving_variance.copy_(
+                self.moving_variance.to(xc.dtype) * mo + batch_var * (1.0 - mo)
+            )
+        return y.to(x.dtype)
 
     def _single_value(self, x: torch.Tensor, xc: torch.Tensor, gamma: torch.Tensor | None,
                       beta: torch.Tensor | None) -> torch.Tensor:  # fmt: skip

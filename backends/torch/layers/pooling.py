@@ -21,6 +21,7 @@ from dualnet.backends.torch.layers.base import (
     from_channels_first,
     pad_arg,
     to_channels_first,
+    upcast,
 )
 
 from dualnet.layers._spatial import same_padding, spatial_axes
@@ -151,6 +152,27 @@ class GlobalPooling(Module):
         return x.mean(dim=axes, keepdim=self.keepdims)
 
 
+class GlobalAveragePooling1D(GlobalPooling):
+    """The mean over the steps; with a mask (Note [Masks] in :mod:`dualnet.layers.base`) the
+    mean over the valid steps, 0 for a row without any (Keras divides 0 by 0: NaN)."""
+
+    def forward(self, x: torch.Tensor, training: bool = False,
+                mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        if mask is None:
+            return super().forward(x, training)
+        steps = 2 if self.data_format == "channels_first" else 1
+        keep = mask.to(torch.bool).unsqueeze(1 if self.data_format == "channels_first" else 2)
+        v = upcast(x)  # half precision: summed in float32 and rounded once at the end
+        total = torch.where(keep, v, torch.zeros((), dtype=v.dtype, device=v.device))
+        total = total.sum(dim=steps, keepdim=self.keepdims)
+        # The count of valid steps, at least 1: a fully masked row is 0/1 = 0.
+        count = keep.sum(dim=steps, keepdim=self.keepdims).clamp(min=1).to(v.dtype)
+        return (total / count).to(x.dtype)
+
+    def compute_mask(self, x: torch.Tensor, mask: Any) -> None:
+        return None  # consumed
+
+
 def max_pooling1d(layer: Any, weights: Sequence[np.ndarray]) -> MaxPooling:
     return MaxPooling(layer, weights)
 
@@ -176,7 +198,7 @@ def average_pooling3d(layer: Any, weights: Sequence[np.ndarray]) -> AveragePooli
 
 
 def global_average_pooling1d(layer: Any, weights: Sequence[np.ndarray]) -> GlobalPooling:
-    return GlobalPooling(layer, weights)
+    return GlobalAveragePooling1D(layer, weights)
 
 
 def global_average_pooling2d(layer: Any, weights: Sequence[np.ndarray]) -> GlobalPooling:

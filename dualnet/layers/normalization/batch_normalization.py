@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dualnet.layers import _args
 from dualnet.layers.base import WeightSpec
@@ -30,6 +30,9 @@ class BatchNormalization(ChannelNormalization):
       ``moving_variance_estimator="unbiased"`` (torch; needs n > 1).
     * **inference** (a bare call, ``predict``, ``evaluate``, or ``trainable=False``): μ and σ²
       are the moving statistics, nothing is updated.
+    * **masks** (Note [Masks] in :mod:`dualnet.layers.base`): in training, μ and σ² are taken
+      over the valid entries only (n = their count per channel; an all-masked batch gives
+      μ = σ² = 0), as Keras does (Keras divides by n + 1e-7); the mask passes on unchanged.
 
     A layer whose ``trainable`` is False runs in inference mode whatever ``training`` says and
     never updates (Keras's rule, Note [Training flag] in :mod:`dualnet.layers.base`). Half
@@ -72,6 +75,9 @@ class BatchNormalization(ChannelNormalization):
         ``center``), ``moving_mean (C,)``, ``moving_variance (C,)`` (the last two
         non-trainable).
     """
+
+    # Keras's flag: an incoming mask passes through (and restricts the batch moments).
+    supports_masking: ClassVar[bool] = True
 
     frozen_means_inference = True
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dualnet.layers import _args
 from dualnet.layers.base import format_shape
@@ -39,6 +39,9 @@ class GroupNormalization(ChannelNormalization):
         any input of rank >= 2 with a known C along ``axis``, divisible by ``groups``; the
         output has the input's shape; ``gamma``, ``beta``: ``(C,)``.
     """
+
+    # Keras's flag: an incoming mask passes through.
+    supports_masking: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dualnet.layers.normalization.base_normalization import AffineNormalization
 
@@ -40,6 +40,9 @@ class LayerNormalization(AffineNormalization):
         shape. ``gamma`` and ``beta`` have the sizes of the normalised axes in increasing axis
         order (``(C,)`` for ``axis=-1``, ``(H, W)`` for ``axis=[1, 2]``).
     """
+
+    # Keras's flag: an incoming mask passes through.
+    supports_masking: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dualnet.layers.normalization.base_normalization import BaseNormalization
 
@@ -28,6 +28,9 @@ class UnitNormalization(BaseNormalization):
     Shape:
         any input of rank >= 2; the output has the input's shape.
     """
+
+    # Keras's flag: an incoming mask passes through.
+    supports_masking: ClassVar[bool] = True
 
     _sized_axes = False
 

@@ -39,9 +39,19 @@ def elu(x, w=None, *, alpha=1.0, **_):
     return _activations.elu(x, alpha)
 
 
-def softmax(x, w=None, *, axis=-1, **_):
-    """Softmax over ``axis`` (an int or several axes at once)."""
+def softmax(x, w=None, *, axis=-1, mask=None, **_):
+    """Softmax over ``axis`` (an int or several axes at once); with a mask (the input's leading
+    axes) over the valid entries only, masked entries and slices without a valid one 0."""
     x = _f64(x)
     axes = tuple(axis) if isinstance(axis, list | tuple) else axis
+    if mask is not None:
+        m = np.asarray(mask, bool)
+        keep = np.broadcast_to(m.reshape(m.shape + (1,) * (x.ndim - m.ndim)), x.shape)
+        valid = np.where(keep, x, -np.inf)
+        # A slice without a valid entry is -inf - -inf = NaN here, and 0 in the end.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.exp(valid - np.max(valid, axis=axes, keepdims=True))
+            total = np.sum(np.where(keep, z, 0.0), axis=axes, keepdims=True)
+            return np.where(keep, z / total, 0.0)
     z = np.exp(x - np.max(x, axis=axes, keepdims=True))
     return z / np.sum(z, axis=axes, keepdims=True)

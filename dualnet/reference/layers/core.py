@@ -68,3 +68,34 @@ def dense_layer(x, w, *, activation="linear", use_bias=True, **_):
 def activation_layer(x, w, *, activation="linear", **_):
     """:class:`dualnet.layers.Activation`."""
     return globals()["activation"](x, activation)
+
+
+def embedding(x, w, *, input_dim, mask_zero=False, **_):
+    """:class:`dualnet.layers.Embedding`: ``embeddings[ids]`` (ids checked as the layer does)."""
+    ids = np.asarray(x)
+    if ids.dtype.kind == "f" and not np.all(np.isfinite(ids) & (ids == np.floor(ids))):
+        raise ValueError(f"embedding: fractional or non-finite ids {ids}")
+    ids = ids.astype(np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= input_dim):
+        raise ValueError(f"embedding: ids outside [0, {input_dim}): {ids}")
+    return _f64(w["embeddings"])[ids]
+
+
+def embedding_mask(x, mask=None, *, mask_zero=False, **_):
+    """The output mask: ``ids != 0`` with ``mask_zero`` (the incoming mask ignored), else none."""
+    return np.asarray(x) != 0 if mask_zero else None
+
+
+def masking(x, w=None, *, mask_value=0.0, **_):
+    """:class:`dualnet.layers.Masking`: ``x`` at steps with a feature != ``mask_value``, else 0.
+
+    ``x`` arrives rounded to the layer's dtype and ``mask_value`` is compared in that dtype:
+    the caller passes it rounded (the parity cases use values exactly representable)."""
+    x = _f64(x)
+    keep = masking_mask(x, mask_value=mask_value)
+    return np.where(keep[..., None], x, 0.0)
+
+
+def masking_mask(x, mask=None, *, mask_value=0.0, **_):
+    """The output mask: ``any(x != mask_value, axis=-1)`` (the incoming mask ignored)."""
+    return np.any(_f64(x) != mask_value, axis=-1)

@@ -54,19 +54,34 @@ def _affine(y: np.ndarray, weights: Mapping[str, np.ndarray], axes: Sequence[int
 
 def batch_normalization(x, weights, *, axis=-1, momentum=0.99, epsilon=1e-3, center=True,
                         scale=True, moving_variance_estimator="biased", training=False,
-                        **_):  # fmt: skip
+                        mask=None, **_):  # fmt: skip
     """``γ·(x - μ)/√(σ² + ε) + β`` per channel of ``axis``.
 
     Training: μ, σ² = the batch mean and biased variance over every other axis, and returns
     ``(y, state)`` with ``moving = momentum·moving + (1 - momentum)·statistic`` where the
     variance statistic is σ² (``"biased"``) or σ²·n/(n-1) (``"unbiased"``). Inference: μ, σ² =
-    the moving statistics."""
+    the moving statistics.
+
+    With a mask (Note [Masks]: the input's leading axes) in training, μ and σ² are taken over
+    the valid entries only, ``n`` being their count per channel (Keras divides by
+    ``n + 1e-7``; an all-masked batch gives μ = σ² = 0 in both)."""
     x = _f64(x)
     channel = _axes(axis, x.ndim)
     others = tuple(a for a in range(x.ndim) if a not in channel)
     moving_mean = _f64(weights["moving_mean"])
     moving_variance = _f64(weights["moving_variance"])
-    if training:
+    n = x.size // x.shape[channel[0]]  # values per channel
+    if training and mask is not None:
+        m = np.asarray(mask, bool)
+        valid = np.broadcast_to(m.reshape(m.shape + (1,) * (x.ndim - m.ndim)), x.shape)
+        count = valid.sum(axis=others, keepdims=True)
+        mean = np.where(valid, x, 0.0).sum(axis=others, keepdims=True) / np.maximum(count, 1)
+        variance = (np.where(valid, np.square(x - mean), 0.0).sum(axis=others, keepdims=True)
+                    / np.maximum(count, 1))  # fmt: skip
+        n = count.reshape(-1)
+        if moving_variance_estimator == "unbiased" and np.any(n < 2):
+            raise ValueError(f"batch_normalization: unbiased variance of n={n.min()} values")
+    elif training:
         mean, variance = _moments(x, others)
     else:
         mean = _over(moving_mean, x.ndim, channel)
@@ -75,7 +90,6 @@ def batch_normalization(x, weights, *, axis=-1, momentum=0.99, epsilon=1e-3, cen
                 scale=scale, center=center)  # fmt: skip
     if not training:
         return y
-    n = x.size // x.shape[channel[0]]  # values per channel
     batch_mean, batch_variance = mean.reshape(-1), variance.reshape(-1)
     if moving_variance_estimator == "unbiased":
         batch_variance = batch_variance * n / (n - 1)  # Bessel's correction (torch's update)

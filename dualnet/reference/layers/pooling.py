@@ -106,8 +106,22 @@ def _global(x, data_format: str, keepdims: bool, reduce) -> np.ndarray:
 
 
 def global_average_pooling1d(x, weights=None, *, data_format="channels_last", keepdims=False,
-                             **_):  # fmt: skip
-    return _global(x, data_format, keepdims, np.mean)
+                             mask=None, **_):  # fmt: skip
+    """The mean over the steps; with a ``(batch, steps)`` mask the mean over the valid steps,
+    ``Σ_t m·x / max(Σ_t m, 1)``: a fully masked row gives 0 (Keras: 0/0 = NaN)."""
+    if mask is None:
+        return _global(x, data_format, keepdims, np.mean)
+    x = np.asarray(x, dtype=np.float64)
+    axis = 2 if data_format == "channels_first" else 1
+    m = np.expand_dims(np.asarray(mask, bool), 1 if data_format == "channels_first" else 2)
+    total = np.where(m, x, 0.0).sum(axis=axis, keepdims=keepdims)
+    count = np.maximum(m.sum(axis=axis, keepdims=keepdims), 1)
+    return total / count
+
+
+def global_average_pooling1d_mask(x, mask=None, **_):
+    """The mask is consumed: the output has none."""
+    return None
 
 
 def global_average_pooling2d(x, weights=None, *, data_format="channels_last", keepdims=False,
