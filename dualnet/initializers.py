@@ -611,7 +611,7 @@ class Orthogonal(Initializer):
         q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
         if rows < cols:
             q = q.T
-        return self.gain * q.reshape(shape)
+        return np.ascontiguousarray(self.gain * q.reshape(shape))  # C order, as every other
 
     def _native(self, backend, shape, dtype, fans):
         return backend.orthogonal(shape, dtype, self.seed, gain=self.gain)

@@ -374,7 +374,9 @@ def finite_difference(
     near 1e4) vary on a scale of 1 whatever the offset. The divisor is the step actually taken,
     ``(x+h) - (x-h)`` in floating point.
     """
-    x = np.asarray(inputs[name], dtype=np.float64)
+    # C order: the loop below writes through reshape(-1) views, which a Fortran-ordered array
+    # (an orthogonal initializer's transpose) would turn into copies.
+    x = np.ascontiguousarray(inputs[name], dtype=np.float64)
     eps = np.finfo(np.float64).eps
 
     def value(perturbed: np.ndarray) -> np.ndarray:

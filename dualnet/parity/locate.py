@@ -287,8 +287,10 @@ def compare_model(model: Any, x: Any, y: Any = None, loss: Any = None, *, other:
                         diff=compare(lb, la, bound)))  # fmt: skip
         infos = a.trainable_weights
         grad_rows = []
+        # Paths are "<model>/<layer>/<weight>"; a weight name may hold "/" itself
+        # (MultiHeadAttention's "query/kernel"), a layer name never does.
         for info, va, vb in zip(infos, ga, gb, strict=True):
-            layer, weight = info.path.split("/")[-2:]
+            layer, weight = info.path.split("/", 2)[1:]
             grad_rows.append(Row(layer=layer, kind="gradient", name=weight, shape=va.shape,
                                  diff=compare(vb, va, bound)))  # fmt: skip
         # Backward order: the last layer's gradients first (the order backprop produces them).
