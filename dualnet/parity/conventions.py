@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dualnet._backend import backend_module
+from dualnet.parity import conventions_sequences
 from dualnet.reference.layers import convolutional as RC
 from dualnet.reference.layers import normalization as RN
 from dualnet.reference.layers import pooling as RP
@@ -212,6 +213,10 @@ KNOWN: tuple[Convention, ...] = (
         case="layer/maximum-ties", probe=_probe_maximum_tie_gradient, threshold=0.1,
     ),
 )  # fmt: skip
+
+
+# The sequence layers' records live in their own module (plain dicts; see its docstring).
+KNOWN = (*KNOWN, *(Convention(**record) for record in conventions_sequences.RECORDS))
 
 
 def measure() -> list[tuple[Convention, float | str]]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dualnet._backend import backend_module
+from dualnet.parity import divergences_sequences
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -559,6 +560,10 @@ KNOWN: tuple[Divergence, ...] = (
         probe=_probe_keras_rmsnorm_non_trailing_axis, threshold=1e-3,
     ),
 )  # fmt: skip
+
+
+# The sequence layers' records live in their own module (plain dicts; see its docstring).
+KNOWN = (*KNOWN, *(Divergence(**record) for record in divergences_sequences.RECORDS))
 
 
 def measure() -> list[tuple[Divergence, float | str]]:
