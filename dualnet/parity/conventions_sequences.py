@@ -11,6 +11,7 @@ import numpy as np
 
 from dualnet._backend import backend_module
 from dualnet.reference.layers import attention as RA
+from dualnet.reference.layers import recurrent as RR
 
 
 def _torch() -> Any:
@@ -97,6 +98,94 @@ def _probe_mha_scores_averaged() -> float:
 
 
 
+
+def _rnn_weights(rng: np.random.Generator, features: int, units: int, gates: int) -> dict:
+    return {"kernel": rng.normal(size=(features, gates * units)),
+            "recurrent_kernel": rng.normal(size=(units, gates * units)),
+            "bias": rng.normal(size=(gates * units,))}  # fmt: skip
+
+
+def _load_torch_rnn(torch, module, w_ih, w_hh, b_ih, b_hh, suffix: str = "l0") -> None:
+    with torch.no_grad():
+        for name, value in (("weight_ih", w_ih), ("weight_hh", w_hh), ("bias_ih", b_ih),
+                            ("bias_hh", b_hh)):  # fmt: skip
+            getattr(module, f"{name}_{suffix}").copy_(torch.as_tensor(value))
+
+
+def _probe_gru_gate_order() -> float:
+    """torch's nn.GRU given Keras's weights transposed, bias rows as its two biases, but the
+    gate blocks left in Keras's z, r, h order (torch reads r, z, n)."""
+    torch = _torch()
+    rng = _rng()
+    x, u = rng.normal(size=(2, 4, 3)), 2
+    w = _rnn_weights(rng, 3, u, 3)
+    w["bias"] = rng.normal(size=(2, 3 * u))
+    rule = RR.gru(x, w, units=u, reset_after=True)
+    module = torch.nn.GRU(3, u, batch_first=True).double()
+    _load_torch_rnn(torch, module, w["kernel"].T, w["recurrent_kernel"].T, w["bias"][0],
+                    w["bias"][1])  # fmt: skip
+    native = module(torch.as_tensor(x))[0][:, -1].detach().numpy()
+    return float(np.max(np.abs(native - rule)))
+
+
+def _probe_rnn_bias_split() -> float:
+    """Keras's one LSTM bias copied into both of torch's (bias_ih and bias_hh): counted twice."""
+    torch = _torch()
+    rng = _rng()
+    x, u = rng.normal(size=(2, 4, 3)), 2
+    w = _rnn_weights(rng, 3, u, 4)
+    rule = RR.lstm(x, w, units=u)
+    module = torch.nn.LSTM(3, u, batch_first=True).double()
+    _load_torch_rnn(torch, module, w["kernel"].T, w["recurrent_kernel"].T, w["bias"], w["bias"])
+    native = module(torch.as_tensor(x))[0][:, -1].detach().numpy()
+    return float(np.max(np.abs(native - rule)))
+
+
+def _probe_lstm_forget_bias() -> float:
+    """The forget slice of torch's default LSTM bias (bias_ih + bias_hh), against Keras's 1."""
+    torch = _torch()
+    torch.manual_seed(0)
+    u = 8
+    module = torch.nn.LSTM(3, u)
+    forget = (module.bias_ih_l0 + module.bias_hh_l0)[u:2 * u].detach().numpy()
+    return float(np.max(np.abs(forget - 1.0)))
+
+
+def _probe_rnn_masked_output() -> float:
+    """torch's packed sequences give zeros at padded steps; Keras repeats the last output."""
+    torch = _torch()
+    rng = _rng()
+    x, u = rng.normal(size=(2, 4, 3)), 2
+    w = _rnn_weights(rng, 3, u, 4)
+    mask = np.array([[True, True, True, True], [True, True, False, False]])
+    rule = RR.lstm(x, w, units=u, mask=mask, return_sequences=True)
+    module = torch.nn.LSTM(3, u, batch_first=True).double()
+    _load_torch_rnn(torch, module, w["kernel"].T, w["recurrent_kernel"].T, w["bias"],
+                    np.zeros_like(w["bias"]))  # fmt: skip
+    rnn = torch.nn.utils.rnn
+    packed = rnn.pack_padded_sequence(torch.as_tensor(x), torch.tensor([4, 2]), batch_first=True)
+    native = rnn.pad_packed_sequence(module(packed)[0], batch_first=True)[0].detach().numpy()
+    return float(np.max(np.abs(native - rule)))
+
+
+def _probe_bidirectional_last_output() -> float:
+    """torch's bidirectional output[:, -1] (the backward direction after its *first* step)
+    against Keras's concatenation of the two final outputs."""
+    torch = _torch()
+    rng = _rng()
+    x, u = rng.normal(size=(2, 4, 3)), 2
+    fw, bw = _rnn_weights(rng, 3, u, 4), _rnn_weights(rng, 3, u, 4)
+    rule = np.concatenate([RR.lstm(x, fw, units=u),
+                           RR.lstm(x, bw, units=u, go_backwards=True)], axis=-1)  # fmt: skip
+    module = torch.nn.LSTM(3, u, batch_first=True, bidirectional=True).double()
+    for w, suffix in ((fw, "l0"), (bw, "l0_reverse")):
+        _load_torch_rnn(torch, module, w["kernel"].T, w["recurrent_kernel"].T, w["bias"],
+                        np.zeros_like(w["bias"]), suffix)  # fmt: skip
+    native = module(torch.as_tensor(x))[0][:, -1].detach().numpy()
+    return float(np.max(np.abs(native - rule)))
+
+
+
 RECORDS: list[dict[str, Any]] = [
     dict(
         id="embedding-init", what="Embedding initial values", keras="U(-0.05, 0.05) ('uniform')",
@@ -132,4 +221,36 @@ RECORDS: list[dict[str, Any]] = [
         dualnet="Keras's (return_attention_scores=True; average axis 1 for torch's)",
         case="layer/mha-query-mask-scores", probe=_probe_mha_scores_averaged, threshold=1e-3,
     ),
+
+dict(
+    id="gru-gate-order", what="GRU gate blocks in the weights", keras="z, r, h",
+    torch="r, z, n", dualnet="Keras's; reordered for torch's fused kernel",
+    case="layer/gru", probe=_probe_gru_gate_order, threshold=0.1,
+),
+dict(
+    id="rnn-bias-split", what="LSTM/SimpleRNN biases", keras="one bias",
+    torch="bias_ih + bias_hh", dualnet="Keras's one bias (torch's sum; bias_hh = 0 on torch)",
+    case="layer/lstm", probe=_probe_rnn_bias_split, threshold=0.1,
+),
+dict(
+    id="lstm-forget-bias-init", what="LSTM initial bias",
+    keras="forget slice 1 (unit_forget_bias), zeros elsewhere; orthogonal recurrent kernel",
+    torch="U(±1/√u) for every weight and both biases",
+    dualnet="Keras's (initializers and unit_forget_bias=False for torch's)",
+    case="layer/lstm-initializers", probe=_probe_lstm_forget_bias, threshold=0.1,
+),
+dict(
+    id="rnn-masked-steps", what="recurrent output at masked (padded) steps",
+    keras="repeats the last valid output (zero_output_for_mask=False)",
+    torch="packed sequences: zeros (right padding only)",
+    dualnet="Keras's, any mask (zero_output_for_mask=True for zeros)",
+    case="layer/lstm-masked-initial", probe=_probe_rnn_masked_output, threshold=0.1,
+),
+dict(
+    id="bidirectional-final-output", what="Bidirectional output without return_sequences",
+    keras="the two final outputs concatenated",
+    torch="output[:, -1]: the backward half is after its first step",
+    dualnet="Keras's", case="layer/bidirectional-lstm-concat",
+    probe=_probe_bidirectional_last_output, threshold=0.1,
+),
 ]  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from dualnet._backend import backend_module
+from dualnet.reference.layers import recurrent as RR
 
 
 def _tf() -> Any:
@@ -111,6 +112,26 @@ def _probe_keras_mha_seeded_initializer_repeats() -> float:
     return 1.0 if np.array_equal(w[0], w[2]) else 0.0
 
 
+def _probe_keras_rnn_mask_with_initial_state() -> float:
+    _tf()
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 3))
+    mask = np.array([[True, True, False, False], [True, True, True, False]])
+    h0 = [rng.normal(size=(2, 2)), rng.normal(size=(2, 2))]
+    layer = keras.layers.LSTM(2, dtype="float64")
+    layer.build(x.shape)
+    weights = [rng.normal(size=tuple(v.shape)) for v in layer.weights]
+    layer.set_weights(weights)
+    t = keras.ops.convert_to_tensor(x)
+    t._keras_mask = keras.ops.convert_to_tensor(mask)  # what Masking/Embedding attach
+    native = layer(t, initial_state=[keras.ops.convert_to_tensor(h) for h in h0]).numpy()
+    named = dict(zip(("kernel", "recurrent_kernel", "bias"), weights, strict=True))
+    exact = RR.lstm(x, named, units=2, mask=mask, initial_state=h0)
+    return float(np.max(np.abs(native - exact)))
+
+
 
 RECORDS: list[dict[str, Any]] = [
     dict(
@@ -173,4 +194,14 @@ RECORDS: list[dict[str, Any]] = [
         "distinct kernels, reproducible",
         probe=_probe_keras_mha_seeded_initializer_repeats, threshold=0.5,
     ),
+
+dict(
+    id="keras-rnn-mask-ignored-with-initial-state", framework="tensorflow",
+    api="keras.layers.LSTM/GRU/SimpleRNN called with initial_state", dtype="all",
+    symptom="Layer.__call__ fills `mask` from the input only for a call with one tensor "
+    "argument: with initial_state the mask attached by Masking/Embedding is dropped and the "
+    "layer runs over the padding (0.29 off on right-padded rows)",
+    dualnet="the input's mask is passed explicitly (backends/tensorflow/layers/recurrent.py)",
+    probe=_probe_keras_rnn_mask_with_initial_state, threshold=1e-6,
+),
 ]  # fmt: skip
