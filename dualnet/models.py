@@ -984,7 +984,8 @@ class Functional(Model):
 
     def _node_config(self, node: _layers.Node) -> dict[str, Any]:
         config: dict[str, Any] = {
-            "layer": node.layer.name, "args": [self._tensor_ref(t) for t in node.inputs]
+            "layer": node.layer.name,
+            "args": [self._tensor_ref(t) for t in node.inputs],
         }
         if node.kwargs:
             config["kwargs"] = {k: self._kwarg_ref(v) for k, v in node.kwargs.items()}

@@ -164,7 +164,8 @@ def test_bad_input_same_error_on_both_backends(case, index):
             x, call_arguments = bad.arguments(case.multi)
             layer(x, **call_arguments)
         messages[backend_name] = str(info.value)
-        if bad.input_shape is not None or bad.inputs is not None:  # nothing half-built after the failure
+        if bad.input_shape is not None or bad.inputs is not None:
+            # nothing half-built after the failure
             assert not layer.built and layer.native is None
     assert len(set(messages.values())) == 1, messages
     message = messages["torch"]

@@ -20,5 +20,6 @@ def test_readme_examples_run(tmp_path, monkeypatch, capsys):
     assert first < 1e-6
     assert "Total params: 26" in out
     assert "all rows within tolerance" in out
-    assert float(out.split()[-1]) < 1e-5  # the CNN's moving statistics agree across backends
+    assert float(out.split()[-2]) < 1e-5  # the CNN's moving statistics agree across backends
+    assert float(out.split()[-1]) < 1e-6  # the masked LSTM text model, torch vs tf
     assert (tmp_path / "model.png").stat().st_size > 1000

@@ -114,7 +114,7 @@ def test_compare_training_names_a_perturbed_recurrent_weight():
     with dn.use_backend("torch"):
         model = text_classifier("float64")
     twin = model.to_backend("tensorflow")
-    lstm = [layer for layer in twin.layers if layer.name == "lstm"][0]
+    lstm = next(layer for layer in twin.layers if layer.name == "lstm")
     kernel, recurrent, bias = lstm.get_weights()
     recurrent[2, 3] += 1e-4
     lstm.set_weights([kernel, recurrent, bias])

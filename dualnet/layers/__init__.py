@@ -59,7 +59,9 @@ def public_classes() -> dict[str, type[Layer]]:
     """Every public layer class, by name, in group order (what ``get`` can rebuild and what
     both backends must implement)."""
     return {
-        name: obj for group in GROUPS for name in group.__all__
+        name: obj
+        for group in GROUPS
+        for name in group.__all__
         if isinstance(obj := getattr(group, name), type) and issubclass(obj, Layer)
     }
 

@@ -40,8 +40,10 @@ def _probe_embedding_padding() -> float:
     emb(ids).sum().backward()
     # Keras's mask_zero: row 0 is an ordinary row, read twice: its gradient is 2 per entry and
     # its value 1; torch zeroes both.
-    return max(float((emb.weight.grad[0] - 2.0).abs().max()),
-               float((emb.weight.detach()[0] - 1.0).abs().max()))
+    return max(
+        float((emb.weight.grad[0] - 2.0).abs().max()),
+        float((emb.weight.detach()[0] - 1.0).abs().max()),
+    )
 
 
 def _mha_setup(seed: int = 0):
@@ -97,8 +99,6 @@ def _probe_mha_scores_averaged() -> float:
     return float(np.max(np.abs(weights.detach().numpy() - scores[:, 0])))
 
 
-
-
 def _rnn_weights(rng: np.random.Generator, features: int, units: int, gates: int) -> dict:
     return {"kernel": rng.normal(size=(features, gates * units)),
             "recurrent_kernel": rng.normal(size=(units, gates * units)),
@@ -147,7 +147,7 @@ def _probe_lstm_forget_bias() -> float:
     torch.manual_seed(0)
     u = 8
     module = torch.nn.LSTM(3, u)
-    forget = (module.bias_ih_l0 + module.bias_hh_l0)[u:2 * u].detach().numpy()
+    forget = (module.bias_ih_l0 + module.bias_hh_l0)[u : 2 * u].detach().numpy()
     return float(np.max(np.abs(forget - 1.0)))
 
 
@@ -183,7 +183,6 @@ def _probe_bidirectional_last_output() -> float:
                         np.zeros_like(w["bias"]), suffix)  # fmt: skip
     native = module(torch.as_tensor(x))[0][:, -1].detach().numpy()
     return float(np.max(np.abs(native - rule)))
-
 
 
 RECORDS: list[dict[str, Any]] = [

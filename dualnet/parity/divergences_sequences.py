@@ -59,7 +59,8 @@ def _probe_keras_masking_half_precision() -> float:
 
     x = np.full((1, 2, 3), 0.1, "float16")  # every feature equals mask_value in float16
     mask = keras.layers.Masking(mask_value=0.1, dtype="float16").compute_mask(
-        keras.ops.convert_to_tensor(x))
+        keras.ops.convert_to_tensor(x)
+    )
     return float(np.sum(np.asarray(mask)))  # steps left unmasked (want 0)
 
 
@@ -130,7 +131,6 @@ def _probe_keras_rnn_mask_with_initial_state() -> float:
     named = dict(zip(("kernel", "recurrent_kernel", "bias"), weights, strict=True))
     exact = RR.lstm(x, named, units=2, mask=mask, initial_state=h0)
     return float(np.max(np.abs(native - exact)))
-
 
 
 RECORDS: list[dict[str, Any]] = [

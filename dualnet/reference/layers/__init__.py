@@ -125,7 +125,12 @@ def call_layer(layer: Any, inputs: Any, weights: dict[str, np.ndarray], *, train
 
 
 def model_forward(
-    model: Any, x: Any, weights: Sequence[np.ndarray], *, training: bool = False, call: int = 0,
+    model: Any,
+    x: Any,
+    weights: Sequence[np.ndarray],
+    *,
+    training: bool = False,
+    call: int = 0,
     with_mask: bool = False,
 ) -> tuple[Any, ...]:
     """float64 forward of a dualnet Sequential or functional model, layer by layer from the
