@@ -14,7 +14,6 @@ counterparts where TensorFlow has one.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import warnings
 from collections.abc import Callable, Sequence
@@ -65,10 +64,16 @@ class Layout:
 IDENTITY = Layout()
 
 
-@functools.cache
+_FORWARD_PARAMETERS: dict[type, frozenset[str]] = {}
+
+
 def _forward_parameters(cls: type) -> frozenset[str]:
-    """The parameter names of ``cls.forward`` (which mask keywords it takes)."""
-    return frozenset(inspect.signature(cls.forward).parameters)
+    """The parameter names of ``cls.forward`` (which mask keywords it takes), cached per class
+    in a plain dict (torch.compile traces a dict lookup; it would warn on an lru_cache)."""
+    names = _FORWARD_PARAMETERS.get(cls)
+    if names is None:
+        names = _FORWARD_PARAMETERS[cls] = frozenset(inspect.signature(cls.forward).parameters)
+    return names
 
 
 def _mask_of(x: Any) -> Any:
