@@ -27,7 +27,8 @@ import numpy as np
 
 from dualnet.errors import bad_value
 
-GROUPS = ("activation", "dense", "conv", "pool", "norm", "loss", "model", "overhead")
+GROUPS = ("activation", "dense", "conv", "pool", "norm", "rnn", "attention", "loss", "model",
+          "overhead")  # fmt: skip
 # "train": one full optimizer step (forward, loss, backward, finiteness check, update).
 PASSES = ("forward", "forward+backward", "train")
 

@@ -21,6 +21,10 @@ Groups:
   training mode) and LayerNormalization on image batches, forward and forward+backward.
 * ``model`` and ``overhead`` also hold two convolutional networks, a LeNet and a ResNet basic
   block (:mod:`dualnet.bench.suite_cnn`), with idiomatic NCHW torch and ``keras.layers`` twins.
+* ``rnn``, ``attention`` (:mod:`dualnet.bench.suite_sequence`): LSTM, GRU and self-attention
+  MultiHeadAttention, forward and forward+backward; ``model`` and ``overhead`` also hold a
+  Transformer encoder block, and ``overhead`` the three layers against ``nn.LSTM``/``nn.GRU``/
+  ``nn.MultiheadAttention`` and ``keras.layers`` twins.
 
 The training step runs eagerly only: dualnet's ``train_step`` reads the loss and the finiteness
 flag on the host every step and counts steps in Python, so ``tf.function`` cannot trace it and
@@ -311,7 +315,8 @@ LEARNING_RATE = 0.01
 # (The convolutional networks of :mod:`dualnet.bench.suite_cnn` classify too.)
 TRAIN_LOSS = {"tutorial": "mse", "mlp": "categorical_crossentropy_logits",
               "lenet": "categorical_crossentropy_logits",
-              "resnet_block": "categorical_crossentropy_logits"}  # fmt: skip
+              "resnet_block": "categorical_crossentropy_logits",
+              "transformer_block": "categorical_crossentropy_logits"}  # fmt: skip
 COMPILED_TRAIN_STEP = (
     "dualnet's train_step runs eagerly only: it reads the loss and the finiteness flag on the "
     "host every step and counts steps in Python (tf.function cannot trace it; torch.compile "
@@ -441,8 +446,8 @@ def kernels(quick: bool = False) -> list[Kernel]:
     activations and losses in eager mode only (tracing and XLA-compiling ~60 small kernels would
     take most of the minute ``--quick`` has); Dense and the models keep both modes, and the
     layer and CNN groups contribute a few small kernels (see their modules)."""
-    # Imported here: both modules build on this one's helpers.
-    from dualnet.bench import suite_cnn, suite_layers
+    # Imported here: these modules build on this one's helpers.
+    from dualnet.bench import suite_cnn, suite_layers, suite_sequence
 
     out: list[Kernel] = []
     small_modes = ("eager",) if quick else ("eager", "compiled")
@@ -452,6 +457,8 @@ def kernels(quick: bool = False) -> list[Kernel]:
     for b, i, o in QUICK_DENSE_SHAPES if quick else DENSE_SHAPES:
         out.append(_dense_kernel(b, i, o))
     out += suite_layers.kernels(quick)
+    sequence = suite_sequence.kernels(quick)
+    out += [k for k in sequence if k.group in ("rnn", "attention")]
     for shape in QUICK_LOSS_SHAPES if quick else LOSS_SHAPES:
         out += [_loss_kernel(n, c, kw, kind, shape, small_modes) for n, c, kw, kind in LOSSES]
     cnn = suite_cnn.kernels(quick)
@@ -462,4 +469,5 @@ def kernels(quick: bool = False) -> list[Kernel]:
             out.append(_train_kernel(name, spec, compare))
         group = "model" if compare == "backends" else "overhead"
         out += [k for k in cnn if k.group == group]
+        out += [k for k in sequence if k.group == group]
     return out
