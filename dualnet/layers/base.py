@@ -558,16 +558,16 @@ class Layer:
             raise TypeError(f"{self._where()}: unexpected keyword arguments {unknown}{takes}")
         training = resolve_training(training, self._where())
         items = inputs if isinstance(inputs, list | tuple) else None
+        # (No annotation on `first`: AutoGraph cannot convert a branch that annotates a name.)
+        first = inputs
         if self.multi_input:
             if items is None or len(items) < 1:
                 raise TypeError(
                     f"{self._where()} takes a list of tensors, got a {type(inputs).__name__}"
                 )
-            first: Any = list(items)
+            first = list(items)
         elif items is not None:
             raise TypeError(f"{self._where()} takes a single tensor, got a {type(inputs).__name__}")
-        else:
-            first = inputs
         tensors = [*(first if self.multi_input else [first]),
                    *(t for v in kwargs.values() for t in _tensors_in(v))]  # fmt: skip
         symbolic = [isinstance(t, SymbolicTensor) for t in tensors]
