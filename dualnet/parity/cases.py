@@ -82,7 +82,9 @@ class Check:
 
 
 def status_of(comparisons: Mapping[str, Diff]) -> str:
-    return "pass" if all(d.passed for d in comparisons.values()) else "FAIL"
+    """``"pass"`` when every comparison passed; a row that compared nothing proves nothing
+    and FAILs (as a comparison of no elements does)."""
+    return "pass" if comparisons and all(d.passed for d in comparisons.values()) else "FAIL"
 
 
 def three_way(

@@ -25,8 +25,10 @@ model's dtype with ``K`` the longest sum in one step (fan-ins, fan-outs, the bat
 
 :func:`compare_training` trains both with ``train_step`` on the same batches (``fit``'s seeded
 order) and compares the loss and every weight after every step; the bound for step ``k`` is the
-one-step bound times ``k`` in float32/half (rounding differences carried forward by the
-recurrence) and the one-step bound in float64, as in the ``training`` parity family.
+one-step bound grown by the parity suite's policy for error over steps
+(:func:`dualnet.parity.tolerance.grown`, Note [Growth over steps]): by default
+:data:`~dualnet.parity.tolerance.TRAINING_DEFAULT`, the largest growth the optimizer and
+training families measured, interpolated like a random walk (``1 + (F-1)·√(k/100)``).
 """
 
 from __future__ import annotations
@@ -381,7 +383,7 @@ def _optimizer_for(optimizer: Any, backend: str) -> _optimizers.Optimizer:
 def compare_training(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any = "rmsprop",
                      steps: int = 100, batch_size: int | None = None, seed: int = 0,
                      other: Any = None, tolerance: tol.Tolerance | None = None,
-                     ) -> TrainingReport:  # fmt: skip
+                     growth: tol.Growth | None = None) -> TrainingReport:  # fmt: skip
     """Train ``model`` and its twin for ``steps`` updates on identical batches; name the first
     step and weight at which they part ways.
 
@@ -397,6 +399,9 @@ def compare_training(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any = 
         batch_size: None for full-batch; else ``fit``'s seeded mini-batches (``seed``).
         other: the twin on the other backend (default ``model.to_backend(...)``).
         tolerance: the one-step bound (default as :func:`compare_model`).
+        growth: how that bound grows over the steps (default
+            :data:`~dualnet.parity.tolerance.TRAINING_DEFAULT`; a measured
+            :class:`~dualnet.parity.tolerance.Growth` for a known configuration).
 
     Returns:
         A :class:`TrainingReport`.
@@ -414,6 +419,11 @@ def compare_training(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any = 
         batch_size, "batch_size", "compare_training")  # fmt: skip
     dtype, default = _default_tolerance(a0, x)
     one = tolerance or default
+    if growth is None:
+        growth = tol.TRAINING_DEFAULT
+    elif not isinstance(growth, tol.Growth):
+        raise bad_type("growth", growth, "a dualnet.parity.tolerance.Growth or None",
+                       where="compare_training")  # fmt: skip
     # Train copies, so the caller's models keep their weights.
     a = a0.to_backend(a0.backend)
     b = b0.to_backend(b0.backend)
@@ -428,7 +438,7 @@ def compare_training(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any = 
     diffs: list[dict[str, float]] = []
     first = None
     for k, idx in enumerate(batches, start=1):
-        bound = one if dtype == "float64" else one.scaled(k, f"{one.reason}; x {k} updates")
+        bound = tol.grown(one, growth, k)  # the one policy for error growth over steps
         la = a.train_step(x[idx], y[idx])["loss"]
         lb = b.train_step(x[idx], y[idx])["loss"]
         losses[a.backend].append(la)

@@ -4,9 +4,11 @@ Each case calls a lone ``dn.layers.Dense`` (realised on the backend by its first
 the same canonical weights on both backends, and compares the output and the gradients with
 respect to the input, the kernel ``(in, out)`` and the bias against the float64 reference
 :func:`dualnet.reference.layers.dense` (see :class:`~dualnet.parity.catalogue.models.ModelCase`).
-Inputs include a zero row, a ±1e3 row (saturation) and a ±1e-3 row. The tolerance is
-``for_reduction(dtype, K)`` with ``K`` the longest sum: ``in_features`` for the output, the batch
-for the kernel gradient, ``units`` for the input gradient.
+Inputs include a zero row, a ±1e3 row (saturation, and sums whose terms cancel) and a ±1e-3 row.
+float32/float64 comparisons use the per-element bound derived from the computation
+(:func:`dualnet.parity.error_bounds.dense_error_bounds`, Note [Dense error bounds]): Higham's
+``γ_K·(|x|·|W| + |b|)`` with ``K = in_features + 1`` for each output, the batch for the kernel
+and bias gradients and ``units`` for the input gradient, each sum with its own length.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ register(
     dense_case(16, 8, "tanh"),
     dense_case(16, 8, "leaky_relu"),
     dense_case(16, 8, "softmax", use_bias=False),
-    # A wider layer: K = 64 (forward) and 128 (input gradient).
+    # A wider layer: K = 65 (forward, with the bias), 8 (kernel gradient), 128 (input gradient).
     dense_case(64, 128, "linear", batch=8),
     dense_case(64, 128, "relu", batch=8),
 )

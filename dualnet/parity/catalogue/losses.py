@@ -3,9 +3,11 @@ and probabilities, label smoothing, clip edges (probabilities exactly 0 and 1), 
 logits (±1e4), Huber/SmoothL1 at their thresholds, large magnitudes, and the tutorial numbers.
 
 Tolerances: a loss sums K per-element terms (over the class/last axis and, for ``"sum"`` and
-``"sum_over_batch_size"``, over the batch), so forward values use
+``"sum_over_batch_size"``, over the batch), so float32/float64 forward values use
 ``tolerance.for_reduction(dtype, K)`` with K the number of summed terms. float16/bfloat16 are
-computed in float32 and rounded once (both backends), so their bounds are the defaults.
+computed in float32 and rounded once (both backends), so their bound is derived
+(:func:`_half_precision`): ``2u·|y|`` for the two roundings to the half dtype (the backend's
+result and the reference's), plus the float32 computation's ``γ_{K+8}(u₃₂)·|y|``.
 
 Probabilities at the clip edges: the clip bounds ``ε``, ``1-ε`` are rounded to the compute
 dtype (float32 for float32/float16/bfloat16, float64 for float64), which changes the loss of a
@@ -31,8 +33,32 @@ _HALF_AND_32 = ("float32", "float16", "bfloat16")
 
 
 def _tol(k: int, dtypes=("float32", "float64", "float16", "bfloat16")) -> dict[str, tol.Tolerance]:
-    """for_reduction bounds for a result that sums k terms."""
-    return {d: tol.for_reduction(d, k) for d in dtypes}
+    """Bounds for a result that sums k terms: for_reduction in float32/float64, the derived
+    :func:`_half_precision` bound in float16/bfloat16."""
+    return {d: _half_precision(d, k) if d in ("float16", "bfloat16") else tol.for_reduction(d, k)
+            for d in dtypes}  # fmt: skip
+
+
+# Roundings per term besides the sum (a log or exp, a product, a division, a clip).
+_TERM_ROUNDINGS = 8
+
+
+def _half_precision(dtype: str, k: int) -> tol.Tolerance:
+    """float16/bfloat16: both backends compute the loss in float32 and round the result once;
+    the reference is the exact value rounded once. Then
+    ``|fl_h(ŷ₃₂) - fl_h(y)| <= u·|ŷ₃₂| + |ŷ₃₂ - y| + u·|y| <= (2u + (1+u)·γ)·|y|`` with
+    ``γ = γ_{K+8}(u₃₂)`` the float32 error of K terms of 8 roundings each, relative to ``|y|``
+    because every loss here sums non-negative terms with non-negative weights (Σ|terms| = |y|).
+    For a gradient, whose terms may cancel (``softmax - t``), the float32 error is absolute,
+    ``γ·Σ|terms|`` <= 2γ·max weight ≈ 1e-6, inside the default atol (1e-5), which is kept."""
+    u = tol.UNIT_ROUNDOFF[dtype]
+    gamma32 = tol.gamma(k + _TERM_ROUNDINGS, tol.UNIT_ROUNDOFF["float32"])
+    return tol.Tolerance(
+        rtol=2.0 * u + (1.0 + u) * gamma32,
+        atol=tol.default(dtype).atol,
+        reason=f"derived: 2u (two roundings to {dtype}, u={u:g}) + γ_(K+8) of the float32 "
+        f"computation, K={k}; atol: the {dtype} default",
+    )
 
 
 # Gradient overrides leave float64 out: a FunctionCase override applies to both gradient
