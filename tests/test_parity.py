@@ -43,11 +43,13 @@ def _checks(case_id: str, dtype: str, device: str):
 @pytest.mark.parametrize("backend_name", BACKENDS)
 @pytest.mark.parametrize(("case_id", "dtype", "device"), _PARAMS)
 def test_vs_reference(case_id, dtype, device, backend_name):
-    """Forward values and gradients of one backend against the float64 reference."""
-    key = f"{backend_name}~ref"
+    """Forward values and gradients of one backend against the float64 reference (and the
+    initializers' round trips of their own portable draw, ``~draw``)."""
+    keys = (f"{backend_name}~ref", f"{backend_name}~draw")
     failures = [
         f"{c.id}\n{c.comparisons[key].message(key)}"
         for c in _checks(case_id, dtype, device)
+        for key in keys
         if key in c.comparisons and not c.comparisons[key].passed
     ]
     assert not failures, "\n\n".join(failures)

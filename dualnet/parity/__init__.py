@@ -25,7 +25,7 @@ from dualnet.parity.locate import (
     layer_outputs,
 )
 from dualnet.parity.runner import Report, available_devices, run, select
-from dualnet.parity.tolerance import Tolerance
+from dualnet.parity.tolerance import Growth, Tolerance
 
 
 def compare(*args: Any, **kwargs: Any) -> Any:
@@ -47,7 +47,7 @@ def compare(*args: Any, **kwargs: Any) -> Any:
 
 
 __all__ = [
-    "Case", "Check", "Diff", "FunctionCase", "ModelReport", "Report", "Tolerance",
+    "Case", "Check", "Diff", "FunctionCase", "ModelReport", "Report", "Growth", "Tolerance",
     "TrainingReport", "available_devices", "compare", "compare_arrays", "compare_model",
     "compare_training", "layer_outputs", "run", "select",
 ]  # fmt: skip
