@@ -285,7 +285,7 @@ class Loss:
         return _ops.tensor(out, out_dtype)
 
     def _masked(self, mask: Any, weight: Any, values: Any, count: int | None, compute: str,
-                where: str) -> tuple[Any, Any, int]:  # fmt: skip
+                where: str) -> tuple[Any, Any, Any]:  # fmt: skip
         """Step 4 of the reduction: the mask as 0/1 weights, and the number of valid entries
         as the divisor (counted on the host, where the loss's value goes anyway)."""
         if count is not None:
@@ -293,6 +293,13 @@ class Loss:
                 f"{where}: a mask on y_pred together with ignore_class is not supported; mask the "
                 "labels with ignore_class or the predictions with a mask, not both."
             )
+        core = _ops.backend().core
+        if core.is_symbolic(mask):  # tf.function / torch.compile: the count stays on the device
+            m, values = _weight(mask, values, compute, where)  # bool -> 0/1 in compute dtype
+            weight = m if weight is None else weight * m
+            # The valid entries of m broadcast to the values' (static) shape.
+            factor = math.prod(_shape(values)) // max(math.prod(_shape(m)), 1)
+            return weight, values, core.count_nonzero(m) * factor
         flags = np.asarray(_ops.to_numpy(mask), dtype=bool)
         m, values = _weight(flags.astype(np.float64), values, compute, where)
         weight = m if weight is None else weight * m

@@ -86,8 +86,12 @@ def device_scope(device: str) -> Iterator[None]:
 
 
 def configure_precision() -> None:
-    """Full-precision float32 matmuls: TF32 off (TensorFlow's default is on), as on torch."""
+    """Full-precision float32 matmuls: TF32 off (TensorFlow's default is on), as on torch; and
+    Grappler's arithmetic optimizer off, which rewrites a graph's ``x / sqrt(y)`` into
+    ``x * rsqrt(y)`` (a different rounding: 40% of float32 results differ on random data), so
+    a traced step (``tf.function``) applies the same documented rule as the eager one."""
     tf.config.experimental.enable_tensor_float_32_execution(False)
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
 
 configure_precision()

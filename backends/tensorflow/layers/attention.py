@@ -108,6 +108,7 @@ class MultiHeadAttention(Layer):
             if keep is not None:
                 scale = tf.constant(layer.dropout_scale, dtype)  # rounded once (Dropout's)
                 weights = tf.where(keep, probs * scale, tf.zeros((), dtype))
+                weights.set_shape(probs.shape)  # a graph's host-drawn mask has no static shape
         context = tf.einsum("acbe,aecd->abcd", weights, v)  # (B', T, N, Hv)
         kernel = self._weight("attention_output/kernel", dtype)
         features = kernel.shape[2:]

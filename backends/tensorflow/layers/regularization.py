@@ -53,7 +53,9 @@ class Dropout(Layer):
             return tf.where(keep, v * tf.constant(scale, v.dtype), tf.zeros((), v.dtype))
 
         # float32 math for half inputs with one rounding at the end, as torch does.
-        return float32_math(drop, x)
+        out = float32_math(drop, x)
+        out.set_shape(x.shape)  # in a graph the host-drawn mask has no static shape; x's is it
+        return out
 
 
 class _Noise(Layer):
@@ -70,7 +72,9 @@ class _Noise(Layer):
         noise = _draw(x, self.layer.next_noise, compute_dtype(x), self.identity)
         if noise is None:  # stddev or rate 0
             return x
-        return float32_math(self.op, x, noise)
+        out = float32_math(self.op, x, noise)
+        out.set_shape(x.shape)  # in a graph the host-drawn noise has no static shape; x's is it
+        return out
 
 
 class GaussianNoise(_Noise):

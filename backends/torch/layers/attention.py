@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dualnet.backends.torch.layers.base import HALF, Module
+from dualnet.backends.torch.layers.base import HALF, Module, host_draw
 
 from dualnet.layers.attention import fold_permutation
 
@@ -81,7 +81,7 @@ class MultiHeadAttention(Module):
         scores_shape = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
         # Every training call draws (and counts), so the mask sequence does not depend on the
         # path; None for dropout 0.
-        keep = layer.next_keep_mask(scores_shape) if training else None
+        keep = host_draw(layer.next_keep_mask, scores_shape) if training else None
         rows = None if allowed is None else allowed.any(-1, keepdim=True)  # (B, T, 1)
         # A row with no key to attend to attends to all of them, then gives zeros (below).
         safe = None if allowed is None else (allowed | ~rows).unsqueeze(1)

@@ -165,6 +165,15 @@ class Module(nn.Module):
         return f"name={self.layer.name!r}"
 
 
+@torch.compiler.disable
+def host_draw(draw: Callable[..., Any], *args: Any) -> Any:
+    """``draw(*args)``: a neutral layer's host draw of portable noise (Note [Portable noise] in
+    :mod:`dualnet.layers.regularization`), opaque to torch.compile. Traced, dynamo would guard
+    on the layer's count of training calls and recompile at every training step; here it is a
+    graph break and the draw runs as in eager mode."""
+    return draw(*args)
+
+
 def activate(fn: Callable[..., Any], x: torch.Tensor) -> torch.Tensor:
     """Run a dualnet activation on torch (pinned: the module may be called while TensorFlow is
     the active backend, e.g. ``model.native(x)``)."""

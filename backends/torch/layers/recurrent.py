@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from dualnet.backends.torch.layers.base import Module, activate
+from dualnet.backends.torch.layers.base import Module, activate, host_draw
 
 from dualnet.layers.recurrent.base_rnn import standard
 
@@ -199,7 +199,7 @@ def run(layer: Any, weights: Sequence[torch.Tensor | None], x: torch.Tensor,
         states = [s.to(compute) for s in given]
     din = drec = None
     if training:
-        masks = layer.next_dropout_masks(batch)
+        masks = host_draw(layer.next_dropout_masks, batch)
         din, drec = (None if m is None else torch.from_numpy(m).to(compute).to(x.device)
                      for m in masks)  # fmt: skip
     if mask is not None:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from dualnet.backends.torch.layers.base import Module, float32_math
+from dualnet.backends.torch.layers.base import Module, float32_math, host_draw
 
 
 def _host(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -28,7 +28,7 @@ class Dropout(Module):
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         if not training:
             return x
-        keep = self.layer.next_mask(tuple(x.shape))
+        keep = host_draw(self.layer.next_mask, tuple(x.shape))
         if keep is None:  # rate 0
             return x
         keep = _host(keep, x)
@@ -54,7 +54,7 @@ class _Noise(Module):
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         if not training:
             return x
-        noise = self.layer.next_noise(tuple(x.shape))
+        noise = host_draw(self.layer.next_noise, tuple(x.shape))
         if noise is None:  # stddev or rate 0
             return x
         return float32_math(self.op, x, _host(noise, x))
