@@ -72,9 +72,48 @@ def gelu(x, approximate):
     if approximate:
         c = tf.constant(math.sqrt(2.0 / math.pi), x.dtype)
         k = tf.constant(0.044715, x.dtype)
-        return 0.5 * x * (1.0 + tf.math.tanh(c * (x + k * x * x * x)))
+        return _gelu_tanh(x, c, k)
     # Φ(x) = erfc(-x/√2)/2: no cancellation in the left tail (torch's 1 + erf(x/√2) has some).
-    return 0.5 * x * tf.math.erfc(x * tf.constant(-math.sqrt(0.5), x.dtype))
+    return _gelu_exact(x)
+
+
+def _gelu_exact(x):
+    """0.5·x·erfc(-x/√2) with its derivative Φ(x) + x·φ(x) in closed form: TF's erfc gradient
+    multiplies the cotangent times 0.5·x by -2/√π before exp(-z²) = 0, which overflows near the
+    dtype's maximum: inf·0 = NaN (catalogue: found.py)."""
+
+    @tf.custom_gradient
+    def f(x):
+        phi = 0.5 * tf.math.erfc(x * tf.constant(-math.sqrt(0.5), x.dtype))
+
+        def grad(upstream):
+            density = tf.exp(-0.5 * x * x) * tf.constant(1.0 / math.sqrt(2.0 * math.pi), x.dtype)
+            return upstream * (phi + x * density)
+
+        return x * phi, grad
+
+    return f(x)
+
+
+def _gelu_tanh(x, c, k):
+    """0.5·x·(1 + tanh(c·(x + k·x³))) with its derivative in closed form: autodiff multiplies
+    the overflowing x·x (|x| > 1.8e19 in float32) or c·x (near the maximum) by tanh's zero
+    derivative, inf·0 = NaN (catalogue: found.py); torch's kernel gives the limit, 0 or 1."""
+
+    @tf.custom_gradient
+    def f(x):
+        t = tf.math.tanh(c * (x + k * x * x * x))
+
+        def grad(upstream):
+            # From |x| = 7.3 on t = ±1 to the last bit in float32 and float64, so 1 - t² = 0:
+            # clipping x at ±10 there keeps x³ finite and changes nothing else.
+            xc = tf.clip_by_value(x, tf.constant(-10.0, x.dtype), tf.constant(10.0, x.dtype))
+            dt = (1.0 - t * t) * c * (1.0 + 3.0 * k * xc * xc)
+            return upstream * (0.5 * (1.0 + t) + 0.5 * xc * dt)
+
+        return 0.5 * x * (1.0 + t), grad
+
+    return f(x)
 
 
 @_float32_math
@@ -99,12 +138,36 @@ def hard_sigmoid(x):
 
 @_float32_math
 def hard_silu(x):
-    return _A.hard_silu(x)
+    @tf.custom_gradient
+    def f(x):
+        def grad(c):
+            # d/dx x·relu6(x + 3)/6: 1 from 3 up, 0 from -3 down, (2x + 3)/6 between (the kinks
+            # take the outer values, as relu6's derivative 0 at both ends gives on torch).
+            # Autodiff of x·hard_sigmoid(x) forms c·x, which overflows near the dtype's maximum,
+            # and Relu6Grad multiplies it by a 0/1 mask: inf·0 = NaN (catalogue: found.py).
+            inner = tf.where(x <= -3.0, tf.zeros_like(x), (2.0 * x + 3.0) / 6.0)
+            return c * tf.where(x >= 3.0, tf.ones_like(x), inner)
+
+        return _A.hard_silu(x), grad
+
+    return f(x)
 
 
 @_float32_math
 def mish(x):
-    return _A.mish(x)
+    @tf.custom_gradient
+    def f(x):
+        t = tf.tanh(tf.math.softplus(x))
+
+        def grad(c):
+            # d/dx x·tanh(softplus(x)) = t + x·σ(x)·(1 - t²), formed before the product with c:
+            # autodiff forms c·x, which overflows near the dtype's maximum, times tanh's zero
+            # derivative there: inf·0 = NaN (torch's F.mish differentiates in closed form).
+            return c * (t + x * tf.sigmoid(x) * (1.0 - t * t))
+
+        return x * t, grad
+
+    return f(x)
 
 
 @_float32_math

@@ -124,7 +124,12 @@ def hard_silu(x):
 @_float32_math
 def gelu(x, approximate):
     if approximate:
-        return F.gelu(x, approximate="tanh")
+        # F.gelu's tanh backward forms x³ (inf from |x| = 7e102 in float64, 2e12 in float32 on
+        # the way to c·x³) times tanh's zero derivative: NaN (catalogue: found.py). From |x| =
+        # 7.3 on tanh is ±1 to the last bit, so the function is exactly x or 0 there: select it,
+        # and hand F.gelu a clamped x whose (unselected) gradient stays finite.
+        inner = F.gelu(x.clamp(-10.0, 10.0), approximate="tanh")
+        return torch.where(x > 10.0, x, torch.where(x < -10.0, x * 0.0, inner))
     # F.gelu computes 0.5·x·(1 + erf(x/√2)): for x < -3 the sum cancels and the relative error
     # reaches 100% near x = -8 (absolute ≈ 2e-16). Φ(x) = erfc(-x/√2)/2 has no cancellation;
     # it is also what tf.nn.gelu computes.
