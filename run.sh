@@ -36,6 +36,6 @@ fi
 
 case "$job" in
   parity) exec "$venv/bin/dualnet" parity --json parity-report.json "$@" ;;
-  test) exec "$venv/bin/python" -m pytest -q "$@" ;;
+  test) exec "$venv/bin/python" -m pytest -q -n auto "$@" ;;
   bench) exec "$venv/bin/dualnet" bench "$@" ;;
 esac

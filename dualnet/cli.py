@@ -11,6 +11,18 @@ from dualnet.dtypes import FLOAT_DTYPES
 
 
 def _parity(args: argparse.Namespace) -> int:
+    from dualnet.parity.runner import pin_threads
+
+    # Before any framework starts: one intra-op thread here as in every worker, so the report
+    # does not depend on -n or on the machine's core count (see runner.THREADS).
+    restore = pin_threads()
+    try:
+        return _parity_report(args)
+    finally:
+        restore()
+
+
+def _parity_report(args: argparse.Namespace) -> int:
     from dualnet import parity
 
     devices = None if args.device == "all" else [args.device]
@@ -23,8 +35,9 @@ def _parity(args: argparse.Namespace) -> int:
                   "TensorFlow here (use --device cpu or all).", file=sys.stderr)  # fmt: skip
             return 2
     report = parity.run(
-        args.k, dtypes=args.dtype, devices=devices, families=args.family, progress=not args.quiet
-    )
+        args.k, dtypes=args.dtype, devices=devices, families=args.family,
+        progress=not args.quiet, workers=args.workers,
+    )  # fmt: skip
     if not report.checks:
         print(f"no parity case matches -k {args.k!r}", file=sys.stderr)
         return 4
@@ -80,6 +93,16 @@ def _print_conventions() -> None:
                    maxcolwidths=[None, 30, 30, None, 36], disable_numparse=True))  # fmt: skip
 
 
+def _workers(text: str) -> int:
+    """``-n``'s value: a count >= 1, or ``auto`` for the cores available."""
+    from dualnet.parity.runner import check_workers
+
+    try:
+        return check_workers("auto" if text == "auto" else int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1 or 'auto'") from None
+
+
 _FIGURES = ("activations", "training", "gradients")
 
 
@@ -114,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="all", choices=("cpu", "cuda", "all"),
                    help="cpu, cuda or all available (default)")  # fmt: skip
     p.add_argument("--failures-only", action="store_true", help="print only failing rows")
+    p.add_argument("-n", "--workers", type=_workers, default=1, metavar="N",
+                   help="worker processes (default 1: serial; 'auto' = the cores available). "
+                   "Each worker evaluates whole cases; every process, serial or worker, runs "
+                   "torch and TensorFlow with one intra-op thread, so N workers use N cores "
+                   "without oversubscribing and the report equals the serial one, rows in the "
+                   "same order")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="summary only, no progress")
     p.set_defaults(func=_parity)
     p = sub.add_parser("plot", help="draw figures: activations, training curves, gradient "

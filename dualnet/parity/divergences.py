@@ -303,6 +303,17 @@ def _probe_keras_rmsnorm_non_trailing_axis() -> float:
     return float(np.max(np.abs(np.asarray(layer(x)) - exact)))
 
 
+def _probe_tf_denormals_are_zero() -> float:
+    """TensorFlow's CPU kernels run with denormals-are-zero / flush-to-zero: relu's derivative
+    at the smallest positive float32 subnormal is 1 in the math and on torch, 0 on TF."""
+    tf = _tf()
+    x = tf.constant([1.4e-45], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.nn.relu(x)
+    return abs(float(tape.gradient(y, x).numpy()[0]) - 1.0)
+
+
 KNOWN: tuple[Divergence, ...] = (
     Divergence(
         id="tf-leaky_relu-float64-slope", framework="tensorflow",
@@ -558,6 +569,18 @@ KNOWN: tuple[Divergence, ...] = (
         dualnet="a custom layer reshapes the scale to broadcast over its axes "
         "(backends/tensorflow/layers/normalization.py, RMSNormalization)",
         probe=_probe_keras_rmsnorm_non_trailing_axis, threshold=1e-3,
+    ),
+    Divergence(
+        id="tf-denormals-are-zero", framework="tensorflow",
+        api="every CPU kernel (denormals-are-zero, flush-to-zero)", dtype="float32, float64",
+        symptom="a subnormal input is read as 0: relu's gradient at 1.4e-45 is 0 (torch and the "
+        "math: 1), and every function that jumps at 0 alike; values differ by less than the "
+        "smallest normal number, inside every tolerance; categorical cross-entropy of "
+        "probabilities [2.7e-40, 2.7e-40] is NaN (torch: log 2). Found by the property search",
+        dualnet="documented, not worked around (TensorFlow's thread pools set the flags; changing "
+        "them would change every other op); the property search draws no float32/float64 "
+        "subnormals for functions with a jump at 0",
+        probe=_probe_tf_denormals_are_zero, threshold=0.0,
     ),
 )  # fmt: skip
 

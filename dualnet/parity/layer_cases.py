@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from dualnet import random as _random
 from dualnet._backend import backend_module, use_backend
 from dualnet.parity import tolerance as tol
 from dualnet.parity.cases import (
@@ -262,6 +263,9 @@ class LayerCase(Case):
         for."""
         rng = np.random.default_rng(case_seed(self.name))
         args = self.draw(rng)
+        # Unseeded initializers (an entry that checks a layer's own initial weights) draw their
+        # seeds from dualnet's global generator at construction: seed it from the case.
+        _random.set_random_seed(case_seed(self.name) % 2**31)
         layer = self.make(dtype)
         shapes = [x.shape for x in args.xs]
         layer.build(shapes if self.multi else shapes[0], **args.call_shapes())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -9,17 +10,24 @@ import platform
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from dualnet._backend import BACKENDS, backend_module
+from dualnet._backend import BACKENDS, backend_module, is_available
 from dualnet.errors import bad_value
 from dualnet.parity import catalogue
 from dualnet.parity.cases import Case, Check
 
 DEVICES = ("cpu", "cuda")
+T = TypeVar("T")
+# Intra-op threads of every process that evaluates cases: each worker of a parallel run, and the
+# command's serial run (``dualnet parity`` pins itself before a framework starts). Kernels round
+# differently with another thread count (torch's convolution gradients and LAPACK QR, TF's
+# convolutions: last bits, ~1e-7 in float32), so one fixed count makes the report the same for
+# every ``-n`` and every machine; and N single-threaded workers use N cores, never more.
+THREADS = 1
 
 
 def available_devices() -> list[str]:
@@ -211,14 +219,134 @@ def run(
     devices: Sequence[str] | None = None,
     families: Sequence[str] | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> Report:
-    """Run the selected part of the catalogue and return a :class:`Report`."""
+    """Run the selected part of the catalogue and return a :class:`Report`.
+
+    ``workers > 1`` evaluates the selected (case, dtype, device) units in that many worker
+    processes (see :func:`map_in_workers`), each with :data:`THREADS` intra-op threads; the rows
+    are the serial run's, in its order, and equal to it when the serial process is pinned to
+    the same count (:func:`pin_threads`, as ``dualnet parity`` does).
+    """
+    workers = check_workers(workers)
     selected = select(k, dtypes=dtypes, devices=devices, families=families)
     start = time.perf_counter()
     checks: list[Check] = []
-    for case, dtype, device in _progress(selected, progress):
-        checks.extend(evaluate(case.id, dtype, device))
+    if workers > 1 and len(selected) > 1:
+        for rows in evaluate_in_workers(selected, workers, progress=progress):
+            checks.extend(rows)
+    else:
+        for case, dtype, device in _progress(selected, progress):
+            checks.extend(evaluate(case.id, dtype, device))
     return Report(checks=checks, seconds=time.perf_counter() - start, env=environment())
+
+
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def check_workers(workers: object) -> int:
+    """``workers`` as a count >= 1; ``"auto"`` is :func:`cores`."""
+    if workers == "auto":
+        return cores()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise bad_value("workers", workers, "an integer >= 1 or 'auto'")
+    return workers
+
+
+def evaluate_in_workers(
+    units: Sequence[tuple[Case, str, str]], workers: int, *, progress: bool = False
+) -> list[tuple[Check, ...]]:
+    """:func:`evaluate` for every (case, dtype, device) unit in ``workers`` processes: one
+    tuple of rows per unit, in the order of ``units`` (the serial order)."""
+    jobs = [(case.id, dtype, device) for case, dtype, device in units]
+    return map_in_workers(evaluate, jobs, workers, progress=progress)
+
+
+def map_in_workers(
+    fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int, *,
+    progress: bool = False,
+) -> list[T]:  # fmt: skip
+    """``[fn(*job) for job in jobs]`` computed in ``workers`` processes, in the order of
+    ``jobs`` whatever order the workers finish in.
+
+    The processes are *spawned*, never forked: a fork of a process whose torch/TensorFlow
+    thread pools exist inherits locks held by threads that do not exist in the child. Each
+    worker imports torch before TensorFlow (through ``backend_module``) and runs both
+    frameworks with :data:`THREADS` intra-op threads (:func:`pin_threads`), so N workers keep N
+    cores busy without oversubscribing them. ``fn`` must be picklable (a module-level
+    function). A job that raises re-raises here, as it would in a serial loop, and no further
+    job starts.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    workers = min(check_workers(workers), max(len(jobs), 1))
+    results: list[Any] = [None] * len(jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=pin_threads,
+                             initargs=(THREADS,)) as pool:  # fmt: skip
+        futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+        try:
+            for future in _progress_done(as_completed(futures), len(jobs), progress):
+                results[futures[future]] = future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return results
+
+
+def pin_threads(threads: int = THREADS) -> Callable[[], None]:
+    """Run torch and TensorFlow with ``threads`` intra-op (and inter-op) threads in this
+    process, importing torch before TensorFlow; returns a function that gives torch and the
+    environment their previous settings back.
+
+    A worker's initializer, and the first thing ``dualnet parity`` does. The environment
+    variables come first: OpenMP and TensorFlow read them when their thread pools start; the
+    API calls set the same limits where torch's pool exists already. TensorFlow's count is
+    fixed for the life of the process once its runtime has started: pinned before that, it
+    stays pinned; called after that, its count stays what it was."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise bad_value("threads", threads, "an integer >= 1")
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+             "TF_NUM_INTEROP_THREADS")  # fmt: skip
+    saved_env = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ[name] = str(threads)
+    for backend in BACKENDS:  # ("torch", "tensorflow"): torch is imported first
+        if is_available(backend):
+            backend_module(backend)
+    saved_torch: int | None = None
+    if is_available("torch"):
+        import torch
+
+        saved_torch = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        with contextlib.suppress(RuntimeError):  # only settable before inter-op work starts
+            torch.set_num_interop_threads(threads)
+    if is_available("tensorflow"):
+        import tensorflow as tf
+
+        with contextlib.suppress(RuntimeError):  # only settable before TF's runtime starts
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+    def restore() -> None:
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if saved_torch is not None:
+            import torch
+
+            torch.set_num_threads(saved_torch)
+
+    return restore
 
 
 def _progress(items: list[tuple[Case, str, str]], enabled: bool) -> Iterable[tuple[Case, str, str]]:
@@ -231,5 +359,19 @@ def _progress(items: list[tuple[Case, str, str]], enabled: bool) -> Iterable[tup
         task = bar.add_task("parity", total=len(items))
         for item in items:
             bar.update(task, description=f"{item[0].id} {item[1]}")
+            yield item
+            bar.advance(task)
+
+
+def _progress_done(done: Iterable[Any], total: int, enabled: bool) -> Iterable[Any]:
+    """Finished futures, advancing a progress bar (the parallel run's)."""
+    if not enabled or not sys.stderr.isatty():
+        yield from done
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("parity (parallel)", total=total)
+        for item in done:
             yield item
             bar.advance(task)
