@@ -412,7 +412,9 @@ class Model:
     # -- training (dualnet/training.py; Note [Keras semantics of fit]) ------------------------
 
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
-                metrics: Sequence[Any] | None = None) -> None:  # fmt: skip
+                metrics: Sequence[Any] | None = None, *, run_eagerly: bool = False,
+                jit_compile: bool | str = "auto",
+                steps_per_execution: int = 1) -> None:  # fmt: skip
         """Configure the model for training, as Keras's ``compile``.
 
         Args:
@@ -423,10 +425,22 @@ class Model:
                 a callable ``fn(y_true, y_pred)``.
             metrics: names or :class:`~dualnet.metrics.Metric` objects; ``"accuracy"`` picks
                 binary/categorical/sparse accuracy from the shapes, as Keras.
+            run_eagerly: run every training step eagerly (as Keras's ``run_eagerly``); by
+                default the TensorFlow step is a ``tf.function``.
+            jit_compile: ``"auto"`` (Keras's default: XLA for TensorFlow when a GPU is present
+                and the model draws no host noise; eager on torch), ``True`` (XLA on
+                TensorFlow, ``torch.compile`` on torch) or ``False``.
+            steps_per_execution: a compiled step's non-finite flag, losses and metrics are read
+                back every this many steps (and at the end of each epoch); 1 (Keras's default)
+                reads after every step. Unlike Keras, each step is still one call of the
+                compiled function. See Note [Compiled training] in
+                :mod:`dualnet.training_steps`.
         """
         from dualnet import training
 
-        training.compile(self, optimizer=optimizer, loss=loss, metrics=metrics)
+        training.compile(self, optimizer=optimizer, loss=loss, metrics=metrics,
+                         run_eagerly=run_eagerly, jit_compile=jit_compile,
+                         steps_per_execution=steps_per_execution)  # fmt: skip
 
     @property
     def optimizer(self) -> Any:
@@ -458,7 +472,10 @@ class Model:
 
         Raises:
             dualnet.errors.NonFiniteError: a loss, gradient or weight became NaN/inf; the
-                failing update is not applied (Note [Non-finite values stop training]).
+                failing update is not applied (Note [Non-finite values stop training]). A
+                compiled step raises it when its flag is read (every ``steps_per_execution``
+                steps and at each epoch's end), with the model as it was before the failing
+                step (Note [Compiled training] in :mod:`dualnet.training_steps`).
         """
         from dualnet import training
 
@@ -480,7 +497,8 @@ class Model:
 
         Returns ``{"loss": batch loss, "<metric>": batch value}`` (the values *before* the
         update). Raises :class:`dualnet.errors.NonFiniteError` without updating when a value is
-        non-finite.
+        non-finite. Runs as ``compile`` chose (a ``tf.function`` on TensorFlow by default), and
+        reads the flag back at once.
         """
         from dualnet import training
 

@@ -59,10 +59,16 @@ Interface for a training loop::
     opt.set_state(state, iterations=...)   # the inverse (for checkpoints)
 
 ``apply`` runs eagerly (it reads the Python-side iteration count): compute gradients inside a
-``tf.function`` if you like, but call ``apply`` outside it. State arrays are returned in the
-layout of each native variable (torch stores a Dense kernel as ``(out, in)``); the elementwise
-rules and the global norm do not depend on layout, and mapping state to a canonical layout is
-the model layer's job.
+``tf.function`` if you like, but call ``apply`` outside it. It applies the rule once per compute
+dtype to all the variables together (on torch each operator is one ``torch._foreach_*`` call:
+Note [Multi-tensor updates] in ``backends/torch/optimizers.py``). A compiled training step
+(:mod:`dualnet.training_steps`) runs the same rule inside the traced function instead, with the
+step-dependent scalars of :meth:`Optimizer._coefficients` (learning rate, bias corrections:
+Python float64, computed on the host) passed in as a float64 tensor and rounded once to each
+variable's dtype there, as a Python float is when it meets a tensor. State arrays are returned
+in the layout of each native variable (torch stores a Dense kernel as ``(out, in)``); the
+elementwise rules and the global norm do not depend on layout, and mapping state to a canonical
+layout is the model layer's job.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from types import ModuleType
 from typing import Any, ClassVar
@@ -316,40 +323,107 @@ class Optimizer:
             )
         B = rt.backend
         active = [i for i, g in enumerate(grads) if g is not None]
-        gs = []
-        for i in active:
-            g = B.gradient(grads[i], rt.natives[i], i)
-            if B.shape(g) != B.shape(rt.natives[i]):
-                raise bad_value(
-                    f"grads[{i}]",
-                    f"shape {B.shape(g)}",
-                    f"the shape of params[{i}], {B.shape(rt.natives[i])}",
-                    where=type(self).__name__,
-                )
-            gs.append(g)
-        step = rt.iterations + 1  # t in the formulas: 1 for the first update
-        lr = self.learning_rate_at(rt.iterations)  # evaluated before the counter moves (Keras)
-        updates: list[tuple[Any, Any, dict[str, Any]]] = []
+        gs = [self._gradient(B, grads[i], i) for i in active]
+        # Every step-dependent scalar in Python float64, from the count before it moves (Keras).
+        k = self._coefficients(rt.iterations)
         with B.no_grad():
-            gs = self._clip(B, gs)
-            for i, g in zip(active, gs, strict=True):
-                p = rt.natives[i]
-                w = B.read(p)
-                slots = {k: B.read(v[i]) for k, v in rt.slots.items()}
-                if self.weight_decay:
-                    if self.weight_decay_mode == "decoupled":
-                        # lr·wd is one float64 product rounded once (Keras rounds lr and wd
-                        # to the weight dtype separately: a last-bit difference).
-                        w = w - w * (lr * self.weight_decay)
-                    else:
-                        g = g + w * self.weight_decay  # L2: the decay enters the moments
-                w, new_slots = self._update(B, g, w, slots, lr, step)
-                updates.append((p, w, {k: (rt.slots[k][i], v) for k, v in new_slots.items()}))
-            for p, w, new_slots in updates:
-                B.assign(p, w)
-                for var, value in new_slots.values():
-                    B.assign(var, value)
-        rt.iterations = step
+            variables, values = self._new_values(B, active, gs, lambda dtype: k)
+            B.assign_all(variables, values)
+        rt.iterations += 1
+
+    def _gradient(self, B: ModuleType, g: Any, i: int) -> Any:
+        """``g`` as the update's compute dtype, checked against ``params[i]``'s shape."""
+        rt = self._rt
+        g = B.gradient(g, rt.natives[i], i)
+        if not B.same_shape(g, rt.natives[i]):
+            raise bad_value(
+                f"grads[{i}]",
+                f"shape {B.shape(g)}",
+                f"the shape of params[{i}], {B.shape(rt.natives[i])}",
+                where=type(self).__name__,
+            )
+        return g
+
+    def _new_values(
+        self, B: ModuleType, active: list[int], gs: list[Any],
+        coefficients: Callable[[str], dict[str, Any]], *, grouped: bool = True,
+    ) -> tuple[list[Any], list[Any]]:  # fmt: skip
+        """Every variable the update writes (weights, then slots) and its new value, computed
+        before anything is written. ``coefficients(dtype)`` gives the step's scalars: Python
+        floats eagerly, 0-d tensors in a compiled step. ``grouped``: the rule runs once per
+        compute dtype on a group of tensors (Note [Multi-tensor updates] in
+        ``backends/torch/optimizers.py``); else once per variable on plain tensors, which is
+        what a tracer needs (its compiler fuses the per-variable ops itself)."""
+        rt = self._rt
+        gs = self._clip(B, gs)
+        units: dict[Any, list[int]] = {}  # native compute dtype (or variable) -> members
+        for j, g in enumerate(gs):
+            units.setdefault(g.dtype if grouped else j, []).append(j)
+
+        def pack(tensors: list[Any]) -> Any:
+            return B.group(tensors) if grouped else tensors[0]
+
+        def unpack(value: Any) -> list[Any]:
+            return value.items if grouped else [value]
+
+        variables: list[Any] = []
+        values: list[Any] = []
+        for js in units.values():
+            k = coefficients(B.dtype_name(gs[js[0]]))
+            idx = [active[j] for j in js]
+            g = pack([gs[j] for j in js])
+            w = pack([B.read(rt.natives[i]) for i in idx])
+            slots = {name: pack([B.read(v[i]) for i in idx]) for name, v in rt.slots.items()}
+            if self.weight_decay:
+                if self.weight_decay_mode == "decoupled":
+                    # lr·wd is one float64 product rounded once (Keras rounds lr and wd to the
+                    # weight dtype separately: a last-bit difference).
+                    w = w - w * k["lr_wd"]
+                else:
+                    g = g + w * self.weight_decay  # L2: the decay enters the moments
+            w, new_slots = self._update(B, g, w, slots, k)
+            variables += [rt.natives[i] for i in idx]
+            values += unpack(w)
+            for name, value in new_slots.items():
+                variables += [rt.slots[name][i] for i in idx]
+                values += unpack(value)
+        return variables, values
+
+    def _coefficients(self, iterations: int) -> dict[str, Any]:
+        """The scalars of the update after ``iterations`` applied ones that depend on the step,
+        computed in Python float64 (rounded once where they meet a tensor): ``lr`` and, for
+        decoupled weight decay, ``lr_wd = lr·wd``; subclasses add their own. The keys never
+        depend on ``iterations``; a bool value selects between two forms of the update."""
+        lr = self.learning_rate_at(iterations)
+        k: dict[str, Any] = {"lr": lr}
+        if self.weight_decay and self.weight_decay_mode == "decoupled":
+            k["lr_wd"] = lr * self.weight_decay
+        return k
+
+    # -------------------------------------------------- compiled steps (dualnet.training)
+    def _coefficient_vector(self, iterations: int, *extra: float) -> np.ndarray:
+        """:meth:`_coefficients` as float64 numbers (bools as 1/0), then ``extra``: the
+        argument a compiled training step takes instead of Python scalars it would otherwise be
+        traced with."""
+        return np.array([*self._coefficients(iterations).values(), *extra], dtype=np.float64)
+
+    def _compiled_values(self, grads: list[Any], vector: Any) -> tuple[list[Any], list[Any]]:
+        """Inside a compiled step: the variables one update writes and their new values, from a
+        native gradient per variable and the step's :meth:`_coefficient_vector` as a native
+        float64 tensor. The counter is not touched (the step's caller keeps it on the host)."""
+        rt = self._rt
+        B = rt.backend
+        # The keys and kinds never depend on the step: read at step 0, so a tracer sees
+        # constants (a read of the count would make torch.compile guard on it).
+        kinds = {n: isinstance(v, bool) for n, v in self._coefficients(0).items()}
+        gs = [self._gradient(B, g, i) for i, g in enumerate(grads)]
+
+        def coefficients(dtype: str) -> dict[str, Any]:
+            return {n: B.coefficient(vector, i, "bool" if flag else dtype)
+                    for i, (n, flag) in enumerate(kinds.items())}  # fmt: skip
+
+        with B.no_grad():
+            return self._new_values(B, list(range(len(gs))), gs, coefficients, grouped=False)
 
     def _clip(self, B: ModuleType, gs: list[Any]) -> list[Any]:
         if self.clipvalue is not None:
@@ -371,7 +445,9 @@ class Optimizer:
             return [g * scale for g in gs]
         return gs
 
-    def _update(self, B, g, w, s, lr: float, t: int) -> tuple[Any, dict[str, Any]]:
+    def _update(self, B, g, w, s, k: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The rule: new weights and slots from gradients ``g``, weights ``w``, slots ``s``
+        (each a group of tensors) and the step's coefficients ``k`` (:meth:`_coefficients`)."""
         raise NotImplementedError
 
     def state(self) -> dict[str, list[np.ndarray]]:
@@ -472,8 +548,14 @@ class SGD(Optimizer):
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum",) if self.momentum > 0 else ()
 
-    def _update(self, B, g, w, s, lr, t):
-        m = self.momentum
+    def _coefficients(self, iterations: int) -> dict[str, Any]:
+        k = super()._coefficients(iterations)
+        if self.momentum > 0 and self.momentum_form == "torch":
+            k["first"] = iterations == 0  # t = 1: torch's buffer starts as the gradient
+        return k
+
+    def _update(self, B, g, w, s, k):
+        m, lr = self.momentum, k["lr"]
         if m == 0:
             return w - g * lr, {}
         if self.momentum_form == "keras":
@@ -482,7 +564,7 @@ class SGD(Optimizer):
                 return w + (v * m - g * lr), {"momentum": v}
             return w + v, {"momentum": v}
         # torch: the first update copies g into the buffer (no dampening on it).
-        b = g if t == 1 else s["momentum"] * m + g * (1.0 - self.dampening)
+        b = B.select(k["first"], g, s["momentum"] * m + g * (1.0 - self.dampening))
         u = g + b * m if self.nesterov else b
         return w - u * lr, {"momentum": b}
 
@@ -531,7 +613,8 @@ class Adagrad(Optimizer):
     def _slot_initial_value(self, slot: str) -> float:
         return self.initial_accumulator_value
 
-    def _update(self, B, g, w, s, lr, t):
+    def _update(self, B, g, w, s, k):
+        lr = k["lr"]
         a = s["accumulator"] + g * g
         if self.epsilon_placement == "inside_sqrt":
             denominator = B.sqrt(a + self.epsilon)  # Keras: ε under the root
@@ -602,8 +685,8 @@ class RMSprop(Optimizer):
             names += ("average_gradient",)
         return names
 
-    def _update(self, B, g, w, s, lr, t):
-        rho = self.rho
+    def _update(self, B, g, w, s, k):
+        rho, lr = self.rho, k["lr"]
         new = {"velocity": s["velocity"] * rho + g * g * (1.0 - rho)}
         spread = new["velocity"]
         if self.centered:
@@ -680,7 +763,19 @@ class Adam(Optimizer):
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
 
-    def _update(self, B, g, w, s, lr, t):
+    def _coefficients(self, iterations: int) -> dict[str, Any]:
+        k = super()._coefficients(iterations)
+        t = iterations + 1
+        correction_1 = 1.0 - self.beta_1**t  # Python float64 bias corrections, rounded once
+        correction_2 = 1.0 - self.beta_2**t  # in the products of the rule
+        if self.epsilon_placement == "sqrt_v":
+            k["alpha"] = k["lr"] * math.sqrt(correction_2) / correction_1
+        else:
+            k["lr_c1"] = k["lr"] / correction_1
+            k["sqrt_c2"] = math.sqrt(correction_2)
+        return k
+
+    def _update(self, B, g, w, s, k):
         b1, b2 = self.beta_1, self.beta_2
         new = {
             "momentum": s["momentum"] + (g - s["momentum"]) * (1.0 - b1),
@@ -689,15 +784,12 @@ class Adam(Optimizer):
         v = new["velocity"]
         if self.amsgrad:
             new["velocity_hat"] = v = B.maximum(s["velocity_hat"], v)
-        correction_1 = 1.0 - b1**t  # Python float64 bias corrections, rounded once in the
-        correction_2 = 1.0 - b2**t  # products below
         if self.epsilon_placement == "sqrt_v":
-            alpha = lr * math.sqrt(correction_2) / correction_1
             # Keras: ε is added to √v *before* the √(1-β₂ᵗ) correction folded into alpha.
-            return w - new["momentum"] * alpha / (B.sqrt(v) + self.epsilon), new
+            return w - new["momentum"] * k["alpha"] / (B.sqrt(v) + self.epsilon), new
         # torch: ε is added to the bias-corrected √v̂ = √v / √(1-β₂ᵗ).
-        denominator = B.sqrt(v) / math.sqrt(correction_2) + self.epsilon
-        return w - new["momentum"] * (lr / correction_1) / denominator, new
+        denominator = B.sqrt(v) / k["sqrt_c2"] + self.epsilon
+        return w - new["momentum"] * k["lr_c1"] / denominator, new
 
 
 @dataclass(frozen=True)

@@ -42,16 +42,19 @@ written into the weights by a gradient. (A finite gradient times a huge learning
 overflow a weight within one update; that is caught at the start of the next step, which then
 reports ``what="weight"`` and the step whose update overflowed.)
 
-Performance: steps run eagerly on both backends. A ``tf.function`` around the TensorFlow
-gradient computation was not used: dualnet's losses validate labels on the host (integral,
-in range), which a traced graph cannot do, and eager kernels keep the float64 parity exact.
+How a step runs (eagerly, in ``tf.function``, with XLA or ``torch.compile``) is chosen by
+``compile(run_eagerly=..., jit_compile=..., steps_per_execution=...)``: the TensorFlow step is
+compiled by default, the torch step eager, as for Keras users. The check above is the eager
+step's. A compiled step keeps its semantics with the check and the skipped update on the
+device, and raises the same error when the host reads the flag (every ``steps_per_execution``
+steps and at the end of each epoch); Note [Compiled training] in :mod:`dualnet.training_steps`
+says where the flag is read and what is rolled back.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -62,8 +65,10 @@ from dualnet import losses as _losses
 from dualnet import metrics as _metrics
 from dualnet import optimizers as _optimizers
 from dualnet import random as _random
+from dualnet import training_steps as _steps
 from dualnet._backend import backend_module, use_backend
 from dualnet._ops import tensor_backend, to_numpy
+from dualnet._progress import Progress as _Progress
 from dualnet.errors import NonFiniteError, bad_type, bad_value
 
 __all__ = [
@@ -125,6 +130,10 @@ class Compiled:
     metric_specs: list[_metrics.Metric | str]
     metrics: list[_metrics.Metric] | None = None  # resolved on the first batch
     params: list[Any] | None = None  # native variables, cached on the first step
+    run_eagerly: bool = False
+    jit_compile: bool | str = "auto"
+    steps_per_execution: int = 1
+    runner: _steps.Runner | None = None  # the compiled step, built on the first step
 
 
 def resolve_loss(loss: Any) -> Callable[..., Any] | None:
@@ -159,16 +168,25 @@ class _UserLoss:
             return backend.losses.reduce(values, None, "sum_over_batch_size", count)
         # The mean over the valid steps, as for dualnet's own losses (Keras's LossFunctionWrapper
         # applies the mask the same way).
+        if backend.core.is_symbolic(mask):  # a compiled step: the count stays on the device
+            weight = backend.core.convert_to_tensor(mask, backend.core.dtype_name(values))
+            return backend.losses.reduce(values, weight, "sum_over_batch_size",
+                                         backend.core.count_nonzero(mask))  # fmt: skip
         weight = backend.core.convert_to_tensor(to_numpy(mask), backend.core.dtype_name(values))
         valid = int(np.count_nonzero(to_numpy(mask)))
         return backend.losses.reduce(values, weight, "sum_over_batch_size", valid)
 
 
 def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,
-            metrics: Sequence[Any] | None = None) -> None:  # fmt: skip
+            metrics: Sequence[Any] | None = None, *, run_eagerly: bool = False,
+            jit_compile: bool | str = "auto", steps_per_execution: int = 1) -> None:  # fmt: skip
     """Configure ``model`` for training (see :meth:`dualnet.Model.compile`). Everything is
     validated before the model changes."""
     where = f"{model._where()}.compile"
+    if not isinstance(run_eagerly, bool):
+        raise bad_type("run_eagerly", run_eagerly, "a bool", where=where)
+    jit_compile = _steps.check_jit_compile(jit_compile, where)
+    steps_per_execution = _check_positive_int(steps_per_execution, "steps_per_execution", where)
     try:
         opt = _optimizers.get(optimizer)
     except (TypeError, ValueError) as exc:
@@ -194,7 +212,9 @@ def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,
         if names.count(key) > (0 if key == "loss" else 1):
             raise bad_value("metrics", list(metrics), "metrics with distinct names, none called "
                             "'loss'", where=where)  # fmt: skip
-    object.__setattr__(model, "_compiled", Compiled(opt, loss_fn, specs))
+    compiled = Compiled(opt, loss_fn, specs, run_eagerly=run_eagerly, jit_compile=jit_compile,
+                        steps_per_execution=steps_per_execution)  # fmt: skip
+    object.__setattr__(model, "_compiled", compiled)
 
 
 def _compiled(model: Any, where: str, *, need_loss: bool = True) -> Compiled:
@@ -245,14 +265,17 @@ def _forward_loss(model: Any, c: Compiled, x: Any, y: Any, *,
     return compute
 
 
-def _metric_logs(c: Compiled, y: Any, outputs: Any) -> dict[str, np.ndarray]:
+def _metric_logs(c: Compiled, y: Any, outputs: Any, mask: Any = None) -> dict[str, np.ndarray]:
+    """Per-sample metric values in float64 numpy; ``mask``: the outputs' mask when it is not
+    attached to them (a compiled step returns it separately)."""
     if not c.metric_specs:
         return {}
     if c.metrics is None:
         c.metrics = [_metrics.resolve(m, y, outputs) for m in c.metric_specs]
     pred = to_numpy(outputs)
     logs = {m.name: m(to_numpy(y), pred) for m in c.metrics}
-    mask = getattr(outputs, "_keras_mask", None)
+    if mask is None:
+        mask = getattr(outputs, "_keras_mask", None)
     if mask is None:
         return logs
     # Masked steps do not count (Keras's metrics take the mask as sample weights): keep the
@@ -270,14 +293,11 @@ def _step(model: Any, c: Compiled, x: Any, y: Any, *, epoch: int | None = None,
     """One update; returns the batch loss and per-sample metric values. Applies nothing if a
     value is non-finite (Note [Non-finite values stop training])."""
     B = _ops.package(model._backend).models
-    if c.params is None:
-        c.params = B.trainable_params(model)
-        c.optimizer.build(c.params)
-    params = c.params
+    params = _params(model, c)
     with use_backend(model._backend):
         loss, outputs, grads = B.value_and_grads(_forward_loss(model, c, x, y), params)
         checked = [loss, *grads, *params]
-        value = float(to_numpy(loss))
+        value = float(loss)  # a 0-d tensor of either framework converts itself
         # One cheap all-finite test per step; the per-tensor scan (which names the culprit)
         # runs only when it fails.
         if not B.all_finite(checked):
@@ -287,6 +307,35 @@ def _step(model: Any, c: Compiled, x: Any, y: Any, *, epoch: int | None = None,
         logs = _metric_logs(c, y, outputs)
         c.optimizer.apply(grads, params)
     return value, logs
+
+
+def _params(model: Any, c: Compiled) -> list[Any]:
+    """The native trainable variables (cached), the optimizer built for them."""
+    if c.params is None:
+        c.params = _ops.package(model._backend).models.trainable_params(model)
+        c.optimizer.build(c.params)
+    return c.params
+
+
+def _runner(model: Any, c: Compiled) -> _steps.Runner | None:
+    """The model's compiled step, built on first use; None when steps run eagerly (Note
+    [Compiled training] in :mod:`dualnet.training_steps`). The model must be built."""
+    if c.runner is None:
+        mode = _steps.resolve_mode(model, c.run_eagerly, c.jit_compile)
+        if mode == "eager":
+            return None
+        _params(model, c)
+        c.runner = _steps.Runner(model, c, mode)
+    return c.runner
+
+
+def _launch(model: Any, runner: _steps.Runner, xs: list[Any], single: bool, y: Any, *,
+            epoch: int | None, batch: int | None) -> _steps.Pending:  # fmt: skip
+    """One compiled step on host or native inputs ``xs`` and labels ``y`` (not read back)."""
+    core = backend_module(model._backend).core
+    tensors = model._prepare([core.convert_to_tensor(item) for item in xs], core)
+    return runner.run(tensors, single, core.convert_to_tensor(y), epoch=epoch, batch=batch,
+                      size=len(xs[0]))  # fmt: skip
 
 
 def _raise_nonfinite(model: Any, c: Compiled, flags: np.ndarray, loss: float,
@@ -332,7 +381,26 @@ def _one_batch(model: Any, x: Any, y: Any, where: str, run: Any) -> dict[str, fl
 
 def train_step(model: Any, x: Any, y: Any) -> dict[str, float]:
     """One optimizer update on the batch ``(x, y)`` (see :meth:`dualnet.Model.train_step`)."""
-    return _one_batch(model, x, y, "train_step", _step)
+    c = _compiled(model, "train_step")
+    _ensure_built(model, x, "train_step")
+    runner = _runner(model, c)
+    if runner is None:
+        return _one_batch(model, x, y, "train_step", _step)
+    _, xs = _native_inputs(model, x, "train_step")  # the eager step's checks and conversions
+    single = model._split_inputs(x)[1]
+    yn = backend_module(model._backend).core.convert_to_tensor(_labels(y))
+    first = [to_numpy(t)[:1] for t in xs]
+    runner.check_labels(first[0] if single else first, to_numpy(yn))
+    try:
+        pending = _launch(model, runner, xs, single, yn, epoch=None, batch=None)
+        loss = runner.read([pending])[0]
+    except NonFiniteError:
+        raise
+    except Exception:
+        runner.reset()
+        raise
+    values = _metric_logs(c, pending.y, pending.outputs, pending.mask)
+    return {"loss": loss, **{k: float(np.mean(v)) for k, v in values.items()}}
 
 
 def test_step(model: Any, x: Any, y: Any) -> dict[str, float]:
@@ -453,37 +521,72 @@ def fit(model: Any, x: Any = None, y: Any = None, *, batch_size: int | None = No
     weights_before = model.get_weights()
     optimizer_before = c.optimizer._snapshot()
     try:
+        runner = _runner(model, c)
+        if runner is not None:
+            runner.reset()  # a flag an interrupted fit left unread belongs to no step of this one
+            # The labels, once, on the host (the compiled step's loss cannot check them).
+            runner.check_labels(xs[0][:1] if single else [item[:1] for item in xs], y_host)
         for epoch, order in enumerate(orders):
             history.orders.append(order)
             progress.epoch_start(epoch)
-            loss_mean = _metrics.Mean()
-            means: dict[str, _metrics.Mean] = {}
-            for b, idx in enumerate(_slices(order, batch_size)):
-                xb = [core.convert_to_tensor(item[idx]) for item in xs]
-                yb = core.convert_to_tensor(y_host[idx])
-                loss, values = _step(model, c, xb[0] if single else xb, yb,
-                                     epoch=epoch + 1, batch=b + 1)  # fmt: skip
-                loss_mean.update(loss, weight=len(idx))  # batch mean x batch size (Keras)
-                for k, v in values.items():
-                    means.setdefault(k, _metrics.Mean()).update(v)
-                progress.batch_end(b, loss_mean.result())
-            logs = {"loss": loss_mean.result(), **{k: m.result() for k, m in means.items()}}
+            logs = _EpochLogs()
+            slices = _slices(order, batch_size)
+            block: list[_steps.Pending] = []
+            for b, idx in enumerate(slices):
+                xb = [item[idx] for item in xs]
+                if runner is None:
+                    xb = [core.convert_to_tensor(item) for item in xb]
+                    loss, values = _step(model, c, xb[0] if single else xb,
+                                         core.convert_to_tensor(y_host[idx]),
+                                         epoch=epoch + 1, batch=b + 1)  # fmt: skip
+                    logs.add(loss, values, len(idx))
+                    progress.batch_end(b, logs.loss.result())
+                    continue
+                block.append(_launch(model, runner, xb, single, y_host[idx], epoch=epoch + 1,
+                                     batch=b + 1))  # fmt: skip
+                # The flag (and the losses) are read every steps_per_execution steps and at the
+                # end of the epoch (Note [Compiled training]).
+                if len(block) == c.steps_per_execution or b + 1 == len(slices):
+                    for p, loss in zip(block, runner.read(block), strict=True):
+                        logs.add(loss, _metric_logs(c, p.y, p.outputs, p.mask), p.size)
+                        progress.batch_end(p.batch - 1, logs.loss.result())
+                    block = []
+            epoch_logs = logs.result()
             if val is not None:
                 val_logs = _evaluate_host(model, c, *val, batch_size)
-                logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            history._append(epoch, logs)
-            progress.epoch_end(epoch, logs)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            history._append(epoch, epoch_logs)
+            progress.epoch_end(epoch, epoch_logs)
     except NonFiniteError as exc:
         exc.history = history
         raise
     except Exception as exc:
         model.set_weights(weights_before)
         c.optimizer._restore(optimizer_before)
+        if c.runner is not None:
+            c.runner.reset()
         exc.history = history  # the epochs completed before the error, for the record
         raise
     finally:
         progress.close()
     return history
+
+
+class _EpochLogs:
+    """The epoch's running loss (batch means weighted by batch size, Keras's loss tracker) and
+    per-sample metric means."""
+
+    def __init__(self) -> None:
+        self.loss = _metrics.Mean()
+        self.means: dict[str, _metrics.Mean] = {}
+
+    def add(self, loss: float, values: dict[str, np.ndarray], size: int) -> None:
+        self.loss.update(loss, weight=size)  # batch mean x batch size (Keras)
+        for k, v in values.items():
+            self.means.setdefault(k, _metrics.Mean()).update(v)
+
+    def result(self) -> dict[str, float]:
+        return {"loss": self.loss.result(), **{k: m.result() for k, m in self.means.items()}}
 
 
 def _evaluate_host(model: Any, c: Compiled, xs: list[np.ndarray], single: bool, y: np.ndarray,
@@ -568,61 +671,3 @@ def canonical_optimizer_state(model: Any) -> dict[str, list[np.ndarray]]:
     B = backend_module(model._backend).models
     # canonical_grads only transposes/reshapes per layer, so it maps numpy slots just as well.
     return {k: [np.asarray(a) for a in B.canonical_grads(model, v)] for k, v in state.items()}
-
-
-# ---------------------------------------------------------------------------------- progress
-
-
-class _Progress:
-    """Keras-like progress: ``verbose=1`` a rich progress bar per epoch and a summary line,
-    ``verbose=2`` the summary line only, ``verbose=0`` nothing."""
-
-    def __init__(self, verbose: int, epochs: int, steps: int):
-        self.verbose, self.epochs, self.steps = verbose, epochs, steps
-        self._bar: Any = None
-        self._task: Any = None
-        self._start = 0.0
-        self._last = 0.0
-        self._console: Any = None
-        if verbose:
-            import rich.console
-
-            self._console = rich.console.Console(highlight=False)
-
-    def epoch_start(self, epoch: int) -> None:
-        self._start = time.perf_counter()
-        if self.verbose == 1:
-            import rich.progress as rp
-
-            self._bar = rp.Progress(
-                rp.TextColumn(f"Epoch {epoch + 1}/{self.epochs}"), rp.BarColumn(),
-                rp.MofNCompleteColumn(), rp.TimeElapsedColumn(), rp.TextColumn("{task.fields[l]}"),
-                console=self._console, transient=True,
-            )  # fmt: skip
-            self._task = self._bar.add_task("", total=self.steps, l="")
-            self._bar.start()
-
-    def batch_end(self, batch: int, loss: float) -> None:
-        if self._bar is None:
-            return
-        now = time.perf_counter()
-        # Re-rendering the loss text on every batch would cost more than a small step.
-        if now - self._last > 0.1 or batch + 1 == self.steps:
-            self._bar.update(self._task, completed=batch + 1, l=f"loss: {loss:.4f}")
-            self._last = now
-        else:
-            self._bar.advance(self._task)
-
-    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        self.close()
-        if self.verbose:
-            seconds = time.perf_counter() - self._start
-            parts = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-            self._console.print(
-                f"Epoch {epoch + 1}/{self.epochs} - {self.steps} steps - {seconds:.2f}s - {parts}"
-            )
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None

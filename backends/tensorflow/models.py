@@ -136,3 +136,101 @@ def finite_flags(tensors: Sequence[Any]) -> np.ndarray:
     """Per tensor, whether every element is finite; one device-to-host transfer for all."""
     flags = tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
     return flags.numpy()
+
+
+# ------------------------------------------------------------------ compiled training steps
+
+
+def state_variables(model: Any) -> list[tf.Variable]:
+    """The non-trainable variables a training forward pass may write (moving statistics), which
+    a compiled step puts back on the steps it skips (Note [Compiled training] in
+    :mod:`dualnet.training_steps`)."""
+    return [getattr(v, "value", v) for v in model.native.non_trainable_variables]
+
+
+class CompiledStep:
+    """One training step traced once by ``tf.function`` (XLA with ``jit=True``): forward, loss,
+    gradients, the finiteness check and the optimizer update, with the update skipped on the
+    device when a value is non-finite or an earlier step failed (Note [Compiled training]).
+
+    ``step(inputs, y, vector)``: ``inputs`` the model's input tensors, ``vector`` the
+    optimizer's float64 coefficients followed by the step number. Returns ``(loss, outputs,
+    mask)`` (outputs and mask None unless ``outputs=True``). :meth:`failure` reads the record of
+    the first failing step since :meth:`reset` (one host transfer when nothing failed).
+    """
+
+    def __init__(self, forward: Callable[[Any, Any], tuple[Any, Any]], params: Sequence[Any],
+                 state: Sequence[tf.Variable], update: Callable[[list[Any], Any], Any], *,
+                 jit: bool, outputs: bool):  # fmt: skip
+        self._forward, self._update = forward, update
+        self._params, self._state = list(params), list(state)
+        self._outputs = outputs
+        checked = 1 + 2 * len(self._params)  # the loss, every gradient, every weight
+        self.failed_at = tf.Variable(tf.constant(0, tf.int64), trainable=False)
+        self.flags = tf.Variable(tf.ones([checked], tf.bool), trainable=False)
+        self._fn = tf.function(self._step, jit_compile=jit)
+
+    def __call__(self, inputs: Any, y: Any, vector: np.ndarray) -> tuple[Any, Any, Any]:
+        return self._fn(inputs, y, tf.constant(vector, tf.float64))
+
+    def _step(self, inputs: Any, y: Any, vector: tf.Tensor) -> tuple[Any, Any, Any]:
+        step = tf.cast(vector[-1], tf.int64)  # exact: step numbers stay far below 2**53
+        skip = tf.not_equal(self.failed_at, 0)  # an earlier step since the last read failed
+        saved = [tf.identity(v) for v in self._state]  # read before the forward writes them
+        loss, outputs, grads = value_and_grads(lambda: self._forward(inputs, y), self._params)
+        if saved:
+            tf.cond(skip, lambda: _assign_all(self._state, saved), lambda: tf.constant(False))
+        weights = [tf.convert_to_tensor(p) for p in self._params]  # before the update
+        flags = _finite_flags([loss, *grads, *weights])
+        ok = tf.reduce_all(flags)
+        first = tf.logical_and(tf.logical_not(ok), tf.logical_not(skip))
+
+        def record() -> tf.Tensor:
+            self.flags.assign(flags)
+            self.failed_at.assign(step)
+            return tf.constant(True)
+
+        tf.cond(first, record, lambda: tf.constant(False))
+
+        def apply() -> tf.Tensor:
+            variables, values = self._update(grads, vector)
+            return _assign_all(variables, values)
+
+        tf.cond(tf.logical_and(ok, tf.logical_not(skip)), apply, lambda: tf.constant(False))
+        if not self._outputs:
+            return loss, None, None
+        return loss, outputs, getattr(outputs, "_keras_mask", None)
+
+    def failure(self) -> tuple[int, np.ndarray]:
+        """``(step, flags)`` of the first failing step since :meth:`reset` (step 0: none; its
+        loss is the one that step returned); flags per checked tensor (the loss, the
+        gradients, the weights), as :func:`finite_flags`."""
+        step = int(self.failed_at.numpy())
+        return step, (self.flags.numpy() if step else np.ones(0, bool))
+
+    def reset(self) -> None:
+        self.failed_at.assign(0)
+
+
+def _assign_all(variables: Sequence[Any], values: Sequence[Any]) -> tf.Tensor:
+    for v, value in zip(variables, values, strict=True):
+        v.assign(value if value.dtype == v.dtype else tf.cast(value, v.dtype))
+    return tf.constant(True)
+
+
+def _finite_flags(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Per tensor, whether it is all finite, on the device: the sums of :func:`all_finite`
+    first; only when one is not finite (a NaN, an infinity, or an overflowing sum of finite
+    values) the exact per-tensor scan, in a branch that costs nothing otherwise."""
+    sums = [tf.cast(tf.reduce_sum(t), tf.float64) for t in tensors]  # widening is exact
+    cheap = tf.reduce_all(tf.math.is_finite(tf.stack(sums)))
+    return tf.cond(
+        cheap,
+        lambda: tf.ones([len(tensors)], tf.bool),
+        lambda: tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]),
+    )
+
+
+def host_values(tensors: Sequence[Any]) -> np.ndarray:
+    """0-d tensors as one float64 array: one device-to-host transfer for a block of steps."""
+    return tf.stack([tf.cast(t, tf.float64) for t in tensors]).numpy()

@@ -5,6 +5,10 @@ used to apply them: Keras keeps a float learning rate in a *float32* variable (`
 for float64 weights, evaluates schedules in float32, and computes its scalar coefficients in
 the weight dtype, so its float64 trajectories cannot match a float64 torch run tightly; the
 tests run the real ``keras.optimizers`` as an external check of ``from_keras_defaults``.
+
+A rule runs once per step on a :class:`Group` (Note [Multi-tensor updates] in
+``backends/torch/optimizers.py``); TensorFlow has no multi-tensor kernels, so here a Group's
+operator is the per-tensor op in a loop: the same ops as before, in a different order.
 """
 
 from __future__ import annotations
@@ -45,12 +49,20 @@ def gradient(g: Any, p: tf.Variable, index: int) -> tf.Tensor:
         g = tf.convert_to_tensor(g)
     if not tf.is_tensor(g):
         raise bad_type(f"grads[{index}]", g, "a TensorFlow tensor (or None to skip the variable)")
+    if not g.shape.is_fully_defined() and p.shape.is_fully_defined():
+        # In a graph, densified slices (an Embedding's gradient) lose their static shape: give
+        # them the variable's, checked when the step runs.
+        g = tf.ensure_shape(g, p.shape)
     target = _math_dtype(p.dtype)
     return g if g.dtype == target else tf.cast(g, target)
 
 
 def shape(x: tf.Tensor) -> tuple[int, ...]:
     return tuple(int(d) for d in x.shape)
+
+
+def same_shape(x: tf.Tensor, y: tf.Tensor) -> bool:
+    return x.shape == y.shape
 
 
 def dtype_name(x: tf.Tensor) -> str:
@@ -86,16 +98,92 @@ def to_numpy(v: tf.Variable | tf.Tensor) -> np.ndarray:
     return np.array(v.numpy())
 
 
-def sqrt(x: tf.Tensor) -> tf.Tensor:
+class Group:
+    """Tensors updated together by one rule: each operator applied to every tensor. The other
+    operand is a Group (element by element), a Python number (converted once to each tensor's
+    dtype) or a 0-d tensor (a compiled step's coefficient)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Any):
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _binary(self, other: Any, op: Any) -> Group:
+        if isinstance(other, Group):
+            return Group([op(a, b) for a, b in zip(self.items, other.items, strict=True)])
+        return Group([op(a, other) for a in self.items])
+
+    def __add__(self, other: Any) -> Group:
+        return self._binary(other, lambda a, b: a + b)
+
+    def __radd__(self, other: Any) -> Group:
+        return self._binary(other, lambda a, b: b + a)
+
+    def __sub__(self, other: Any) -> Group:
+        return self._binary(other, lambda a, b: a - b)
+
+    def __rsub__(self, other: Any) -> Group:
+        return self._binary(other, lambda a, b: b - a)
+
+    def __mul__(self, other: Any) -> Group:
+        return self._binary(other, lambda a, b: a * b)
+
+    def __rmul__(self, other: Any) -> Group:
+        return self._binary(other, lambda a, b: b * a)
+
+    def __truediv__(self, other: Any) -> Group:
+        return self._binary(other, lambda a, b: a / b)
+
+    def __neg__(self) -> Group:
+        return Group([-a for a in self.items])
+
+
+def group(tensors: list[tf.Tensor]) -> Group:
+    """Tensors of one compute dtype, for one application of a rule."""
+    return Group(tensors)
+
+
+def sqrt(x: tf.Tensor | Group) -> tf.Tensor | Group:
+    if isinstance(x, Group):
+        return Group([tf.sqrt(t) for t in x.items])
     return tf.sqrt(x)
 
 
-def maximum(x: tf.Tensor, y: tf.Tensor | float) -> tf.Tensor:
+def maximum(x: Any, y: Any) -> Any:
+    if isinstance(x, Group):
+        if isinstance(y, Group):
+            return Group([maximum(a, b) for a, b in zip(x.items, y.items, strict=True)])
+        return Group([maximum(a, y) for a in x.items])
     if not tf.is_tensor(y):
         # tf.constant(y, dtype) rounds the Python float once; tf.cast(y, ...) would first
         # make a float32 tensor and so round a float64 constant twice.
         y = tf.constant(y, dtype=x.dtype)
     return tf.maximum(x, y)
+
+
+def select(condition: Any, a: Any, b: Any) -> Any:
+    """``a`` where ``condition`` holds, else ``b``: a Python bool picks while tracing or
+    eagerly, a bool tensor selects when the step runs."""
+    if isinstance(condition, bool):
+        return a if condition else b
+    if isinstance(a, Group):
+        return Group([tf.where(condition, p, q) for p, q in zip(a.items, b.items, strict=True)])
+    return tf.where(condition, a, b)
+
+
+def coefficient(vector: tf.Tensor, index: int, dtype: str) -> tf.Tensor:
+    """Entry ``index`` of a compiled step's float64 coefficients as a 0-d tensor of ``dtype``
+    (rounded once, as a Python float is when it meets a tensor; ``"bool"``: nonzero)."""
+    value = vector[index]
+    return tf.not_equal(value, 0.0) if dtype == "bool" else tf.cast(value, dtype)
+
+
+def assign_all(variables: list[tf.Variable], values: list[tf.Tensor]) -> None:
+    for v, value in zip(variables, values, strict=True):
+        assign(v, value)
 
 
 def clip(x: tf.Tensor, low: float, high: float) -> tf.Tensor:

@@ -173,3 +173,88 @@ def finite_flags(tensors: Sequence[torch.Tensor]) -> np.ndarray:
     with torch.no_grad():
         flags = torch.stack([torch.isfinite(t).all() for t in tensors])
     return flags.cpu().numpy()
+
+
+# ------------------------------------------------------------------ compiled training steps
+
+
+def state_variables(model: Any) -> list[torch.Tensor]:
+    """The buffers a training forward pass may write (moving statistics), which a compiled step
+    puts back on the steps it skips (Note [Compiled training] in :mod:`dualnet.training_steps`)."""
+    return list(model.native.buffers())
+
+
+class CompiledStep:
+    """One training step, compiled whole by ``torch.compile`` with ``jit=True`` (graph breaks
+    where the model draws host noise): forward, loss, gradients, the finiteness check and the
+    optimizer update, with the update masked out on the device (``torch.where``, no host sync)
+    when a value is non-finite or an earlier step failed (Note [Compiled training]).
+
+    ``step(inputs, y, vector)``: ``inputs`` the model's input tensors, ``vector`` the
+    optimizer's float64 coefficients followed by the step number. Returns ``(loss, outputs,
+    mask)`` (outputs and mask None unless ``outputs=True``). :meth:`failure` reads the record of
+    the first failing step since :meth:`reset` (one host transfer when nothing failed).
+    (The failing step's loss is not kept on the device: the step returned it, and inductor
+    miscompiles ``copy_`` of a float32 ``where`` into a float64 0-d buffer — it wrote 0.)
+    """
+
+    def __init__(self, forward: Callable[[Any, Any], tuple[Any, Any]], params: Sequence[Any],
+                 state: Sequence[torch.Tensor], update: Callable[[list[Any], Any], Any], *,
+                 jit: bool, outputs: bool):  # fmt: skip
+        self._forward, self._update = forward, update
+        self._params, self._state = list(params), list(state)
+        self._outputs = outputs
+        self._device = self._params[0].device
+        checked = 1 + 2 * len(self._params)  # the loss, every gradient, every weight
+        self.failed_at = torch.zeros((), dtype=torch.int64, device=self._device)
+        self.flags = torch.ones(checked, dtype=torch.bool, device=self._device)
+        # dynamic=False: one specialisation per batch shape (the full batches and the last).
+        self._fn = torch.compile(self._step, dynamic=False) if jit else self._step
+
+    def __call__(self, inputs: Any, y: Any, vector: np.ndarray) -> tuple[Any, Any, Any]:
+        v = torch.from_numpy(vector).to(self._device, non_blocking=True)
+        return self._fn(inputs, y, v)
+
+    def _step(self, inputs: Any, y: Any, vector: torch.Tensor) -> tuple[Any, Any, Any]:
+        step = vector[-1].to(torch.int64)  # exact: step numbers stay far below 2**53
+        skip = self.failed_at != 0  # an earlier step since the last read failed
+        saved = [b.clone() for b in self._state]
+        with torch.enable_grad():
+            loss, outputs = self._forward(inputs, y)
+            grads = torch.autograd.grad(loss, self._params, allow_unused=True)
+        with torch.no_grad():
+            grads = [torch.zeros_like(p) if g is None else g
+                     for p, g in zip(self._params, grads, strict=True)]  # fmt: skip
+            for b, s in zip(self._state, saved, strict=True):  # the forward's writes undone
+                b.copy_(torch.where(skip, s, b))
+            checked = [loss.detach(), *grads, *(p.detach() for p in self._params)]
+            flags = torch.stack([torch.isfinite(t).all() for t in checked])
+            ok = flags.all()
+            first = ~ok & ~skip
+            self.flags.copy_(torch.where(first, flags, self.flags))
+            self.failed_at.copy_(torch.where(first, step, self.failed_at))
+            go = ok & ~skip
+            variables, values = self._update(grads, vector)
+            # The new value rounded to the variable's dtype first (as copy_ would): a where()
+            # across dtypes then copied is one inductor writes wrongly.
+            kept = [torch.where(go, new.to(v.dtype), v)
+                    for v, new in zip(variables, values, strict=True)]  # fmt: skip
+            torch._foreach_copy_(variables, kept)
+        if not self._outputs:
+            return loss.detach(), None, None
+        return loss.detach(), outputs, core.get_mask(outputs)
+
+    def failure(self) -> tuple[int, np.ndarray]:
+        """``(step, flags)`` of the first failing step since :meth:`reset` (step 0: none; its
+        loss is the one that step returned); flags per checked tensor (the loss, the
+        gradients, the weights), as :func:`finite_flags`."""
+        step = int(self.failed_at.item())
+        return step, (self.flags.cpu().numpy() if step else np.ones(0, bool))
+
+    def reset(self) -> None:
+        self.failed_at.zero_()
+
+
+def host_values(tensors: Sequence[torch.Tensor]) -> np.ndarray:
+    """0-d tensors as one float64 array: one device-to-host transfer for a block of steps."""
+    return torch.stack([t.detach().double() for t in tensors]).cpu().numpy()

@@ -28,9 +28,10 @@ import numpy as np
 from dualnet.errors import bad_value
 
 GROUPS = ("activation", "dense", "conv", "pool", "norm", "rnn", "attention", "loss", "model",
-          "overhead")  # fmt: skip
-# "train": one full optimizer step (forward, loss, backward, finiteness check, update).
-PASSES = ("forward", "forward+backward", "train")
+          "overhead", "fit")  # fmt: skip
+# "train": one full optimizer step (forward, loss, backward, finiteness check, update);
+# "epoch": one epoch of a training loop (model.fit: every batch's step).
+PASSES = ("forward", "forward+backward", "train", "epoch")
 
 
 class Unavailable(Exception):
@@ -64,12 +65,15 @@ class Workload:
     """``fn(*args)`` is timed. With ``params`` (not None) the pass is forward+backward:
     gradients of ``fn``'s output with respect to ``params``. With ``step=True`` ``fn(*args)``
     is a whole training step (it updates the weights): it is called as it is, with autograd
-    on, and compiled as one function in the compiled modes."""
+    on, and compiled as one function in the compiled modes. With ``self_compiled=True``
+    ``fn(*args)`` already runs in ``setup.mode`` (a ``fit`` that compiles its own steps) and is
+    called as it is in every mode."""
 
     fn: Callable[..., Any]
     args: Sequence[Any]
     params: Sequence[Any] | None = None
     step: bool = False
+    self_compiled: bool = False
 
     def __post_init__(self) -> None:
         if self.step and self.params is not None:

@@ -156,7 +156,8 @@ def _build(
     try:
         with scope():
             workload = kernel.build(setup)
-            call = mod.build_call(workload.fn, workload.args, planned.mode, workload.params,
+            mode = "eager" if workload.self_compiled else planned.mode  # it compiles itself
+            call = mod.build_call(workload.fn, workload.args, mode, workload.params,
                                   step=workload.step)  # fmt: skip
     except Exception as exc:
         return None, _status_of(exc), f"{type(exc).__name__}: {exc}"

@@ -26,10 +26,11 @@ Groups:
   Transformer encoder block, and ``overhead`` the three layers against ``nn.LSTM``/``nn.GRU``/
   ``nn.MultiheadAttention`` and ``keras.layers`` twins.
 
-The training step runs eagerly only: dualnet's ``train_step`` reads the loss and the finiteness
-flag on the host every step and counts steps in Python, so ``tf.function`` cannot trace it and
-``torch.compile`` splits it at graph breaks and recompiles for every step count until it falls
-back to eager (measured slower than eager). Its compiled rows are recorded as unsupported.
+* ``fit`` (:mod:`dualnet.bench.suite_fit`): one epoch of ``model.fit`` (the MLP, the tutorial
+  network) against Keras's own ``fit`` and a hand-written torch loop, eager and compiled.
+
+The ``train`` rows time dualnet's eager step (``compile(run_eagerly=True)``); their compiled
+rows are recorded as unsupported: compiled training is timed whole, by the ``fit`` group.
 
 Work per call: FLOPs count multiply-adds as 2 and only the matmuls (bias adds and activations
 are ignored); bytes count one read of every input element and one write of every output
@@ -318,9 +319,9 @@ TRAIN_LOSS = {"tutorial": "mse", "mlp": "categorical_crossentropy_logits",
               "resnet_block": "categorical_crossentropy_logits",
               "transformer_block": "categorical_crossentropy_logits"}  # fmt: skip
 COMPILED_TRAIN_STEP = (
-    "dualnet's train_step runs eagerly only: it reads the loss and the finiteness flag on the "
-    "host every step and counts steps in Python (tf.function cannot trace it; torch.compile "
-    "breaks the graph there and recompiles per step count until it falls back to eager)"
+    "this train_step row runs eagerly only (compile(run_eagerly=True)); compiled training "
+    "(dualnet's tf.function/XLA/torch.compile step against Keras's fit and a compiled torch "
+    "loop) is timed by the fit group"
 )
 
 
@@ -410,7 +411,8 @@ def _train_kernel(name: str, spec: dict[str, Any], compare: str) -> Kernel:
         model = _dualnet_model(spec, setup.dtype)
         x_np, y_np = _train_data(name, spec, setup)
         x, y = _tensor(x_np, setup.dtype), _tensor(y_np, setup.dtype)
-        model.compile(optimizer=optimizers.SGD(LEARNING_RATE), loss=_train_loss(name))
+        model.compile(optimizer=optimizers.SGD(LEARNING_RATE), loss=_train_loss(name),
+                      run_eagerly=True)  # fmt: skip
         if setup.impl == "dualnet":
             model.train_step(x, y)  # realise, build the optimizer, outside the clock
             return Workload(fn=model.train_step, args=(x, y), step=True)
@@ -447,7 +449,7 @@ def kernels(quick: bool = False) -> list[Kernel]:
     take most of the minute ``--quick`` has); Dense and the models keep both modes, and the
     layer and CNN groups contribute a few small kernels (see their modules)."""
     # Imported here: these modules build on this one's helpers.
-    from dualnet.bench import suite_cnn, suite_layers, suite_sequence
+    from dualnet.bench import suite_cnn, suite_fit, suite_layers, suite_sequence
 
     out: list[Kernel] = []
     small_modes = ("eager",) if quick else ("eager", "compiled")
@@ -470,4 +472,5 @@ def kernels(quick: bool = False) -> list[Kernel]:
         group = "model" if compare == "backends" else "overhead"
         out += [k for k in cnn if k.group == group]
         out += [k for k in sequence if k.group == group]
+    out += suite_fit.kernels(quick)
     return out

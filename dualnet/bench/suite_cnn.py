@@ -397,7 +397,7 @@ def _train_kernel(spec: CNN, compare: str) -> Kernel:
         x_np, y_np = _train_data(spec, setup)
         x, y = suite._tensor(x_np, setup.dtype), suite._tensor(y_np, setup.dtype)
         model.compile(optimizer=optimizers.SGD(suite.LEARNING_RATE),
-                      loss=suite._train_loss(spec.name))  # fmt: skip
+                      loss=suite._train_loss(spec.name), run_eagerly=True)  # fmt: skip
         if setup.impl == "dualnet":
             model.train_step(x, y)  # build the optimizer, outside the clock
             return Workload(fn=model.train_step, args=(x, y), step=True)

@@ -523,7 +523,7 @@ def _block_train_kernel(spec: Attention, compare: str) -> Kernel:
         y_np = np.eye(spec.classes, dtype=np.float32)[labels]
         x, y = suite._tensor(x_np, setup.dtype), suite._tensor(y_np, setup.dtype)
         model.compile(optimizer=optimizers.SGD(suite.LEARNING_RATE),
-                      loss=suite._train_loss("transformer_block"))  # fmt: skip
+                      loss=suite._train_loss("transformer_block"), run_eagerly=True)  # fmt: skip
         if setup.impl == "dualnet":
             model.train_step(x, y)  # build the optimizer, outside the clock
             return Workload(fn=model.train_step, args=(x, y), step=True)
