@@ -186,7 +186,8 @@ class _WrongReference(NetworkTrainingCase):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_network_case_fails_against_a_wrong_reference(dtype):
-    kwargs = {"build": residual, "input_shape": (8, 8, 4), "classes": 3,
+    growth = dn.parity.Growth(factor=1.0, steps=3, why="3 updates: the one-step bound")
+    kwargs = {"build": residual, "input_shape": (8, 8, 4), "classes": 3, "growth": growth,
               "optimizer": dn.optimizers.Adam(0.01), "reduction": 64, "steps": 3}  # fmt: skip
     right = NetworkTrainingCase(name="residual-short", **kwargs).evaluate(dtype, "cpu")
     assert all(r.status == "pass" for r in right), [r.explain() for r in right]
