@@ -47,7 +47,7 @@ def compare(*args: Any, **kwargs: Any) -> Any:
 
 
 __all__ = [
-    "Case", "Check", "Diff", "FunctionCase", "ModelReport", "Report", "Growth", "Tolerance",
+    "Case", "Check", "Diff", "FunctionCase", "Growth", "ModelReport", "Report", "Tolerance",
     "TrainingReport", "available_devices", "compare", "compare_arrays", "compare_model",
     "compare_training", "layer_outputs", "run", "select",
 ]  # fmt: skip
