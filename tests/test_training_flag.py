@@ -56,12 +56,32 @@ class NoFlag(dn.Model):
          "fit"],
 )  # fmt: skip
 def test_flag_reaches_subclassed_call(backend, run, expected):
+    """Every call of ``call`` sees the flag, in the eager loop (``run_eagerly=True``)."""
+    model = Recorder()
+    model(X)  # build
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", run_eagerly=True)
+    model.seen.clear()
+    run(model)
+    assert model.seen and all(s == (expected, expected) for s in model.seen), model.seen
+
+
+@pytest.mark.parametrize("how", ["train_step", "fit"])
+def test_flag_reaches_the_compiled_step(backend, how):
+    """The compiled step (TensorFlow's default) traces ``call`` with training=True; the only
+    other call is the one inference pass per input shape that sizes the zero predictions the
+    labels are checked against (training.check_labels)."""
     model = Recorder()
     model(X)  # build
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     model.seen.clear()
-    run(model)
-    assert model.seen and all(s == (expected, expected) for s in model.seen), model.seen
+    if how == "fit":
+        model.fit(X, Y, epochs=2, verbose=0)
+    else:
+        model.train_step(X, Y)
+        model.train_step(X, Y)
+    assert (True, True) in model.seen, model.seen
+    assert set(model.seen) <= {(True, True), (False, False)}, model.seen
+    assert model.seen.count((False, False)) <= 1, model.seen
 
 
 def test_flag_is_inherited_without_a_training_parameter(backend):
