@@ -58,6 +58,8 @@ def tensor_backend(x: Any) -> str | None:
     Like array-api-compat's ``is_torch_array``, this looks in ``sys.modules`` first and never
     imports a framework just to test a type.
     """
+    if isinstance(x, np.ndarray | np.generic | list | tuple | float | int | bool | str | None):
+        return None  # the common non-tensors first: tf.is_tensor's protocol check costs ~10 µs
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(x, torch.Tensor):
         return "torch"
