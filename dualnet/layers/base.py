@@ -582,19 +582,23 @@ class Layer:
             return self._call_symbolic(first if self.multi_input else [first], kwargs)
         return self._call_eager(first, training, mask, kwargs)
 
-    def _output_shape(self, shape: Any, call_shapes: dict[str, Any]) -> Any:
-        return self.compute_output_shape(shape, **call_shapes)
+    def _check_arguments(self, shape: Any, call_shapes: dict[str, Any]) -> None:
+        """The input's shape, then the other call arguments' (given by their shapes)."""
+        self.check_input_shape(self._normalise_shape(shape))
+        if self.call_arguments:
+            self.check_call_arguments(shape, **call_shapes)
+
+    def _build_for(self, shape: Any, call_shapes: dict[str, Any]) -> None:
+        """:meth:`build` with the shapes of the tensor call arguments (options left out)."""
+        self.build(shape, **{k: v for k, v in call_shapes.items() if _is_shape(v)})
 
     def _call_symbolic(self, xs: list[SymbolicTensor], kwargs: dict[str, Any]) -> Any:
         shapes = [x.shape for x in xs] if self.multi_input else xs[0].shape
         call_shapes = {k: _shape_of(v) for k, v in kwargs.items()}
-        self.check_input_shape(self._normalise_shape(shapes))
-        if self.call_arguments:
-            self.check_call_arguments(shapes, **call_shapes)
-        # validates the shape (no-op when already built for it)
-        self.build(shapes, **{k: v for k, v in call_shapes.items() if _is_shape(v)})
+        self._check_arguments(shapes, call_shapes)
+        self._build_for(shapes, call_shapes)  # validates the shape (no-op when built for it)
         node_index = len(self._inbound_nodes)
-        out_shape = self._output_shape(shapes, call_shapes)
+        out_shape = self.compute_output_shape(shapes, **call_shapes)
         several = isinstance(out_shape, list)
         out_shapes = out_shape if several else [out_shape]
         base = f"{self.name}_{node_index}" if node_index else self.name
@@ -631,15 +635,13 @@ class Layer:
         shapes = [tuple(t.shape) for t in items]
         shape = shapes if self.multi_input else shapes[0]
         call_shapes = {k: _shape_of(v) for k, v in kw.items()}
-        self.check_input_shape(self._normalise_shape(shape))
-        if self.call_arguments:
-            self.check_call_arguments(shape, **call_shapes)
+        self._check_arguments(shape, call_shapes)
         for t, m in zip(shapes, masks, strict=True):
             if m is not None:
                 _check_mask(self, tuple(m.shape), t)
         self.check_call(self._normalise_shape(shape), training)
         if not self.built:
-            self.build(shape, **{k: v for k, v in call_shapes.items() if _is_shape(v)})
+            self._build_for(shape, call_shapes)
         self._realise(backend)
         items = [t if m is None else core.attach_mask(t, m)
                  for t, m in zip(items, masks, strict=True)]  # fmt: skip

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dualnet._backend import backend_module
 from dualnet.parity import conventions_sequences
+from dualnet.parity._frameworks import rng as _rng
+from dualnet.parity._frameworks import torch as _torch
 from dualnet.reference.layers import convolutional as RC
 from dualnet.reference.layers import normalization as RN
 from dualnet.reference.layers import pooling as RP
@@ -50,17 +51,6 @@ class Convention:
     case: str
     probe: Callable[[], float]
     threshold: float
-
-
-def _torch():
-    backend_module("torch")
-    import torch
-
-    return torch
-
-
-def _rng() -> np.random.Generator:
-    return np.random.default_rng(0)
 
 
 def _nchw(torch, x: np.ndarray):

@@ -9,20 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from dualnet._backend import backend_module
+from dualnet.parity._frameworks import rng as _rng
+from dualnet.parity._frameworks import torch as _torch
 from dualnet.reference.layers import attention as RA
 from dualnet.reference.layers import recurrent as RR
-
-
-def _torch() -> Any:
-    backend_module("torch")
-    import torch
-
-    return torch
-
-
-def _rng() -> np.random.Generator:
-    return np.random.default_rng(0)
 
 
 def _probe_embedding_init() -> float:

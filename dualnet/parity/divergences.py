@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dualnet._backend import backend_module
 from dualnet.parity import divergences_sequences
+from dualnet.parity._frameworks import tf as _tf
+from dualnet.parity._frameworks import torch as _torch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,20 +51,6 @@ class Divergence:
     probe: Callable[[], float]
     threshold: float
     machine_dependent: bool = False  # present on some CPUs only (the test then skips if absent)
-
-
-def _tf():
-    backend_module("tensorflow")  # imports torch first when installed, then TF with our settings
-    import tensorflow as tf
-
-    return tf
-
-
-def _torch():
-    backend_module("torch")
-    import torch
-
-    return torch
 
 
 def _probe_tf_leaky_relu() -> float:

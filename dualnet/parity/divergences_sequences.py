@@ -10,22 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from dualnet._backend import backend_module
+from dualnet.parity._frameworks import tf as _tf
+from dualnet.parity._frameworks import torch as _torch
 from dualnet.reference.layers import recurrent as RR
-
-
-def _tf() -> Any:
-    backend_module("tensorflow")  # torch first when installed, then TF with dualnet's settings
-    import tensorflow as tf
-
-    return tf
-
-
-def _torch() -> Any:
-    backend_module("torch")
-    import torch
-
-    return torch
 
 
 def _probe_keras_global_average_pooling1d_fully_masked() -> float:
