@@ -46,6 +46,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Model": ("dualnet.models", "Model"),
     "Sequential": ("dualnet.models", "Sequential"),
     "set_random_seed": ("dualnet.random", "set_random_seed"),
+    "interop": ("dualnet.interop", None),
+    "from_keras": ("dualnet.interop", "from_keras"),
+    "from_torch": ("dualnet.interop", "from_torch"),
+    "load_model": ("dualnet.saving", "load_model"),
 }
 
 __all__ = [

@@ -104,3 +104,21 @@ class NonFiniteError(FloatingPointError):
         self.step, self.what, self.parameter, self.loss = step, what, parameter, loss
         self.epoch, self.batch = epoch, batch
         self.history: Any = None
+
+
+class UnsupportedModelError(ValueError):
+    """A model (Keras, torch, or a file) uses something dualnet cannot represent exactly.
+
+    Raised by :func:`dualnet.from_keras`, :func:`dualnet.from_torch` and ``dualnet check``
+    after looking at the *whole* model, so the message lists every problem, not only the first.
+
+    Attributes:
+        problems: one line per problem, each naming the layer or graph node, the op or setting,
+            and what dualnet supports instead.
+    """
+
+    def __init__(self, what: str, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{what}: {len(self.problems)} unsupported "
+                         f"{'item' if len(self.problems) == 1 else 'items'}:\n{lines}")
