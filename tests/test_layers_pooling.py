@@ -4,6 +4,10 @@ shapes in the functional API, models on both backends, channels_first, the dtype
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import json
+
 import numpy as np
 import pytest
 from frameworks import keras as _keras
@@ -313,3 +317,266 @@ def test_catalogue_tie_mask_covers_near_ties_only():
     # Under "same" the padding (-inf) never counts as a runner-up.
     lone = np.array([[[1.0], [5.0], [3.0]]])
     assert max_kinks((2,), (2,), "same")([lone], {})["x"].all()
+
+
+# -- explicit (torch-style) padding, ceil_mode, count_include_pad ----------------------------
+
+# (dims, pool_size, strides, padding, ceil_mode, count_include_pad, input shape (channels
+# first, torch's layout)): symmetric amounts torch itself takes; the awkward spots on purpose.
+TORCH_POOLS = [
+    (2, 3, 2, 1, False, True, (2, 3, 6, 5)),  # pads (1, 1) where TF's "same" pads (0, 1) on 6
+    (2, 3, 2, 1, False, False, (2, 3, 6, 5)),  # border windows divide by their real positions
+    (2, 3, 3, 1, True, True, (2, 3, 5, 6)),  # rows: the ceil window is dropped; columns: added
+    (2, 3, 3, 1, True, False, (2, 3, 5, 6)),
+    (2, 2, 2, 0, True, True, (2, 3, 5, 7)),  # padding=0 is explicit: MaxPool2d(2, ceil_mode=True)
+    (2, (3, 2), (2, 1), (1, 0), True, True, (2, 2, 5, 6)),  # per-axis amounts
+    (1, 4, 2, 2, True, True, (2, 3, 7)),  # even window, pad = k/2 (the most torch takes)
+    (1, 3, 3, 1, True, False, (2, 3, 5)),  # dropped: the 3rd window would start at step 5
+    (3, 2, 2, 1, True, True, (1, 2, 3, 4, 5)),
+    (3, 3, (1, 2, 2), (0, 1, 1), False, False, (1, 2, 3, 4, 5)),
+]  # fmt: skip
+_POOL_IDS = [f"{d}d-k{k}-s{s}-p{p}" + ("-ceil" if c else "") + ("" if i else "-real")
+             for d, k, s, p, c, i, _ in TORCH_POOLS]  # fmt: skip
+
+
+@pytest.mark.parametrize(("dims", "k", "s", "p", "ceil", "include", "shape"), TORCH_POOLS,
+                         ids=_POOL_IDS)  # fmt: skip
+def test_explicit_padding_is_torchs_pooling(dims, k, s, p, ceil, include, shape, backend, dtype):
+    """Max and mean with torch's padding, ``ceil_mode`` and ``count_include_pad`` against
+    torch's own ``F.max_pool{n}d``/``F.avg_pool{n}d`` and the reference, on negative values (a
+    zero pad would win every border window of the max)."""
+    torch = _torch()
+    F = torch.nn.functional
+    x = -RNG.uniform(0.5, 3.0, shape)
+    common = {"pool_size": k, "strides": s, "padding": p, "ceil_mode": ceil,
+              "data_format": "channels_first"}  # fmt: skip
+    xt = torch.as_tensor(x)
+    native_max = getattr(F, f"max_pool{dims}d")(xt, k, s, p, ceil_mode=ceil).numpy()
+    native_avg = getattr(F, f"avg_pool{dims}d")(xt, k, s, p, ceil, include).numpy()
+    max_layer = getattr(dn.layers, f"MaxPooling{dims}D")(**common, dtype=dtype)
+    avg_layer = getattr(dn.layers, f"AveragePooling{dims}D")(**common, count_include_pad=include,
+                                                             dtype=dtype)  # fmt: skip
+    got_max, got_avg = _run(max_layer, x), _run(avg_layer, x)
+    assert got_max.shape == native_max.shape == max_layer.compute_output_shape(shape)
+    assert got_avg.shape == native_avg.shape == avg_layer.compute_output_shape(shape)
+    np.testing.assert_array_equal(got_max, _rounded(native_max, dtype))  # a max selects
+    assert got_max.max() < 0  # the padding never won
+    window = int(np.prod(max_layer.pool_size))
+    assert_close(got_avg, native_avg, dtype, reduction=window)  # K: the window's sum
+    config = _config(avg_layer)
+    expected = getattr(R, f"average_pooling{dims}d")(x, **config)
+    assert_close(got_avg, expected, dtype, reduction=window)
+
+
+def test_reference_follows_torch_on_every_small_configuration():
+    """The float64 reference (written independently, by enumerating windows) and the layers'
+    output lengths against torch on every small 1-D case: sizes 1..9, windows 1..5, strides
+    1..4, every padding torch accepts, ceil_mode and count_include_pad both ways; and the
+    inputs torch finds too small are refused by the layer too."""
+    torch = _torch()
+    F = torch.nn.functional
+    rng = np.random.default_rng(7)
+    checked = 0
+    for n, k, s, ceil, include in itertools.product(range(1, 10), range(1, 6), range(1, 5),
+                                                    (False, True), (False, True)):  # fmt: skip
+        for p in range(k // 2 + 1):
+            x = rng.standard_normal((1, 2, n))
+            kw = {"pool_size": k, "strides": s, "padding": p, "ceil_mode": ceil,
+                  "data_format": "channels_first"}  # fmt: skip
+            layer = dn.layers.AveragePooling1D(**kw, count_include_pad=include)
+            try:
+                want = F.avg_pool1d(torch.as_tensor(x), k, s, p, ceil, include).numpy()
+                want_max = F.max_pool1d(torch.as_tensor(x), k, s, p, ceil_mode=ceil).numpy()
+            except RuntimeError:  # torch: "Output size is too small"
+                with pytest.raises(ValueError, match="plus its padding"):
+                    layer.check_input_shape(x.shape)
+                continue
+            assert layer.compute_output_shape(x.shape) == want.shape
+            assert_close(R.average_pooling1d(x, count_include_pad=include, **kw), want,
+                         "float64", reduction=k)  # fmt: skip
+            np.testing.assert_array_equal(R.max_pooling1d(x, **kw), want_max)
+            checked += 1
+    assert checked > 1000  # the configurations torch accepts (1432 of them)
+
+
+def test_asymmetric_explicit_padding_is_torchs_pad_then_pool(backend, dtype):
+    """Unequal ``(before, after)`` amounts, which torch's pooling cannot take: max pooling is
+    ``F.pad(x, value=-inf)`` then an unpadded pool; a mean with count_include_pad counts the
+    explicit zeros (``F.pad`` then an unpadded mean), but never the ceil_mode overhang."""
+    torch = _torch()
+    F = torch.nn.functional
+    pads = ((1, 0), (0, 1))
+    got = _run(dn.layers.MaxPooling2D(3, 2, padding=pads, dtype=dtype), NEGATIVE)
+    padded = F.pad(torch.as_tensor(_nchw(NEGATIVE)), (0, 1, 1, 0), value=-float("inf"))
+    np.testing.assert_array_equal(got, _rounded(_nhwc(F.max_pool2d(padded, 3, 2).numpy()),
+                                                dtype))  # fmt: skip
+    layer = dn.layers.AveragePooling2D(3, 2, padding=pads, dtype=dtype)
+    zeros = _nhwc(F.avg_pool2d(F.pad(torch.as_tensor(_nchw(X)), (0, 1, 1, 0)), 3, 2).numpy())
+    assert_close(_run(layer, X), zeros, dtype, reduction=9)
+    # ceil_mode, k=4, s=3: on 5 rows with (2, 1) the windows start at -2, 1, 4, the last one
+    # [4, 8) holding row 4, the padded row 5 and the overhang 6, 7; on 6 columns with (1, 1)
+    # at -1, 2, 5, the last one [5, 9) holding column 5, the padded 6 and the overhang 7, 8.
+    # The overhang never counts: the corner window divides by 2·2, the first row's by 4·2.
+    ceil = dn.layers.AveragePooling2D(4, 3, padding=((2, 1), (1, 1)), ceil_mode=True,
+                                      dtype=dtype)  # fmt: skip
+    y = _run(ceil, X)
+    assert y.shape == (2, 3, 3, 2)
+    assert_close(y[:, 2, 2], _rounded(X, dtype)[:, 4, 5] / 4, dtype)
+    assert_close(y[:, 0, 2], X[:, :2, 5].sum(axis=1) / 8, dtype, reduction=16)
+    assert_close(y, R.average_pooling2d(X, **_config(ceil)), dtype, reduction=16)
+
+
+def test_valid_and_same_keep_keras_while_explicit_amounts_follow_torch(backend):
+    """With ``"same"`` the divisor is Keras's (real positions); ``padding=1`` with the same
+    windows (5x7, k=3, s=2 pads 1 + 1) is torch's default divisor, counting the padded zeros."""
+    same = _run(dn.layers.AveragePooling2D(3, 2, padding="same", dtype="float64"), X_ODD)
+    torch_like = _run(dn.layers.AveragePooling2D(3, 2, padding=1, dtype="float64"), X_ODD)
+    np.testing.assert_allclose(torch_like[:, 0, 0], same[:, 0, 0] * 4 / 9, rtol=1e-12)
+    assert_close(torch_like[:, 1:-1, 1:-1], same[:, 1:-1, 1:-1], "float64", reduction=9)
+    real = dn.layers.AveragePooling2D(3, 2, padding=1, count_include_pad=False, dtype="float64")
+    assert_close(_run(real, X_ODD), same, "float64", reduction=9)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [(lambda: dn.layers.MaxPooling2D(3, padding=2), ValueError,
+      r"MaxPooling2D: invalid padding=2; expected amounts of at most half the pool size.*"
+      r"at most \(1, 1\)\), as torch requires"),
+     (lambda: dn.layers.AveragePooling1D(2, padding=((0, 2),)), ValueError, r"at most \(1,\)"),
+     (lambda: dn.layers.MaxPooling1D(3, padding=-1), ValueError, r"padding=-1.*ints >= 0"),
+     (lambda: dn.layers.MaxPooling2D(ceil_mode=True), ValueError,
+      r"invalid ceil_mode=True; expected False with padding='valid'"),
+     (lambda: dn.layers.AveragePooling2D(2, padding="same", count_include_pad=False), ValueError,
+      r"invalid count_include_pad=False; expected True with padding='same'"),
+     (lambda: dn.layers.AveragePooling2D(2, padding=1, ceil_mode="yes"), TypeError,
+      r"ceil_mode='yes'.*bool"),
+     (lambda: dn.layers.MaxPooling2D(2, padding=0, count_include_pad=False), TypeError,
+      r"count_include_pad"),  # torch's max pooling has no such option; neither has dualnet's
+     (lambda: dn.layers.MaxPooling2D(2, padding=(1, 1, 1)), TypeError, r"padding=\(1, 1, 1\)")],
+    ids=["over-half", "over-half-pair", "negative", "ceil-valid", "count-same", "ceil-type",
+         "max-count", "wrong-length"],
+)  # fmt: skip
+def test_explicit_padding_errors_name_the_argument(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_explicit_padding_shapes_config_and_summary(backend):
+    inputs = dn.Input((2, 5, 6))  # channels_first, torch's layout
+    h = dn.layers.MaxPooling2D(3, 3, padding=1, ceil_mode=True, data_format="channels_first",
+                               name="max")(inputs)  # fmt: skip
+    out = dn.layers.AveragePooling2D(2, 1, padding=((1, 0), (0, 1)),
+                                     data_format="channels_first", name="avg")(h)  # fmt: skip
+    assert h.shape == (None, 2, 2, 3) and out.shape == (None, 2, 2, 3)
+    assert dn.layers.MaxPooling2D(2, padding=0, ceil_mode=True)(dn.Input((None, 5, 1))).shape \
+        == (None, None, 3, 1)  # fmt: skip
+    model = dn.Model(inputs, out)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "(None, 2, 2, 3)" in lines[0]
+    layer = model.layers[-1]
+    config = layer.get_config()
+    assert config["padding"] == [[1, 0], [0, 1]]  # JSON's list of [before, after] pairs
+    assert config["ceil_mode"] is False and config["count_include_pad"] is True
+    assert "count_include_pad" not in model.layers[1].get_config()
+    clone = dn.layers.AveragePooling2D.from_config(json.loads(json.dumps(config)))
+    assert clone.get_config() == config and clone.padding == ((1, 0), (0, 1))
+    x = RNG.standard_normal((2, 2, 5, 6))
+    y = dn.to_numpy(model(x))
+    h_ref = R.max_pooling2d(x, **_config(model.layers[1]))
+    assert_close(y, R.average_pooling2d(h_ref, **config), "float32", reduction=4)
+
+
+def test_tensorflow_adopts_keras_max_pooling_for_modes_only():
+    """``"valid"``/``"same"`` max pooling is Keras's own layer (it exports to ``.keras``);
+    explicit amounts, which Keras's layer cannot take, run the custom layer."""
+    keras = _keras()
+    with dn.use_backend("tensorflow"):
+        for padding, adopted in (("same", True), ("valid", True), (1, False)):
+            layer = dn.layers.MaxPooling2D(3, 2, padding=padding)
+            layer.build((None, 5, 6, 2))
+            layer._realise("tensorflow")
+            assert isinstance(layer.native, keras.layers.MaxPooling2D) == adopted, padding
+
+
+@pytest.mark.parametrize("cls", [dn.layers.MaxPooling2D, dn.layers.AveragePooling2D])
+def test_explicit_pooling_traced_with_unknown_sizes_matches_eager(cls):
+    """Inside a ``tf.function`` whose spatial sizes are unknown the window lengths and the
+    divisor map are computed symbolically, and give the eager bits."""
+    tf = _tf()
+    x = NEGATIVE[:, :, :5]  # 5 x 5: ceil adds a window on both axes
+    with dn.use_backend("tensorflow"):
+        layer = cls(3, 2, padding=((1, 0), (1, 1)), ceil_mode=True, dtype="float64")
+        eager = dn.to_numpy(layer(x))
+        spec = tf.TensorSpec([None, None, None, 2], tf.float64)
+        traced = tf.function(lambda t: layer.native(t), input_signature=[spec])
+        np.testing.assert_array_equal(traced(tf.constant(x)).numpy(), eager)
+    assert eager.shape == (2, 3, 3, 2)
+
+
+# -- wrong references must fail ---------------------------------------------------------------
+
+
+def _case(name):
+    from dualnet.parity import catalogue
+
+    (case,) = [c for c in catalogue.load() if getattr(c, "name", None) == name]
+    return case
+
+
+def _zero_padded_max(x, weights=None, **config):
+    """Max pooling over zeros: the explicit amounts padded with 0 (a converter's mistake)."""
+    nd = np.ndim(x) - 2
+    explicit = [tuple(p) for p in config["padding"]]
+    if config["data_format"] == "channels_first":
+        pads = [(0, 0), (0, 0), *explicit]
+    else:
+        pads = [(0, 0), *explicit, (0, 0)]
+    return getattr(R, f"max_pooling{nd}d")(np.pad(x, pads), **{**config, "padding": 0})
+
+
+def _counting_the_padding(x, weights=None, **config):
+    """A mean that counts the explicit padding whatever count_include_pad says."""
+    nd = np.ndim(x) - 2
+    return getattr(R, f"average_pooling{nd}d")(x, **{**config, "count_include_pad": True})
+
+
+def _counting_the_overhang(x, weights=None, **config):
+    """A mean that divides every window by the full window size, the ceil_mode overhang past
+    the padding included."""
+    nd = np.ndim(x) - 2
+    config.pop("training", None)  # the reference's call keyword, not the layer's
+    layer = getattr(dn.layers, f"AveragePooling{nd}D")(**config)
+    spatial = np.shape(x)[2:] if config["data_format"] == "channels_first" else np.shape(x)[1:-1]
+    counts = np.ones(())
+    for per_axis in layer.window_counts(spatial):  # torch's divisor, a product over axes
+        counts = np.multiply.outer(counts, per_axis)
+    counts = counts[None, None] if config["data_format"] == "channels_first" else counts[..., None]
+    right = getattr(R, f"average_pooling{nd}d")(x, **config)
+    return right * counts / np.prod(layer.pool_size)
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"),
+    [("max-pooling2d-explicit-pad1-negative", _zero_padded_max),
+     ("max-pooling2d-ceil-pairs-negative-cf", _zero_padded_max),
+     ("average-pooling2d-explicit-real-only-cf", _counting_the_padding),
+     ("average-pooling2d-ceil-overhang-real-only-cf", _counting_the_padding),
+     ("average-pooling2d-ceil-overhang", _counting_the_overhang),
+     ("average-pooling1d-explicit-pair-ceil", _counting_the_overhang)],
+    ids=["max-zero-pad", "max-zero-pad-ceil", "mean-counts-pad", "mean-counts-pad-ceil",
+         "mean-counts-overhang", "mean-counts-overhang-pair"],
+)  # fmt: skip
+def test_a_wrong_padding_rule_in_the_reference_fails(name, wrong):
+    """The catalogue's entries catch a reference that pads max pooling with zeros, counts the
+    padding when count_include_pad=False, or counts the ceil_mode overhang: the forward row
+    FAILs in float32 while torch and TensorFlow agree with each other."""
+    case = _case(name)
+    right = case.evaluate("float32", "cpu")
+    assert all(r.status == "pass" for r in right), [r.explain() for r in right if r.failed]
+    rows = dataclasses.replace(case, reference=wrong).evaluate("float32", "cpu")
+    status = {r.check: r.status for r in rows}
+    assert status["forward"] == "FAIL", [r.explain() for r in rows]
+    for r in rows:
+        cross = r.comparisons.get("torch~tensorflow")
+        assert cross is None or cross.passed, r.explain()

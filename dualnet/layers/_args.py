@@ -50,20 +50,48 @@ def int_pairs(value: Any, n: int, argument: str, where: str) -> tuple[tuple[int,
     """Keras's per-axis ``(before, after)`` amounts (ZeroPadding2D's padding, Cropping2D's
     cropping): an int ``p`` (every side), a tuple of ``n`` ints (both sides of each axis) or a
     tuple of ``n`` pairs; every amount an int >= 0."""
+    return _pairs(value, n, argument, where, _pairs_expected(n))
+
+
+def _pairs_expected(n: int) -> str:
     example = " ((top, bottom), (left, right))" if n == 2 else ""
-    expected = (f"an int >= 0, a tuple of {n} ints (one per axis) or a tuple of {n} pairs"
-                f"{example}, of ints >= 0")  # fmt: skip
+    return (f"an int >= 0, a tuple of {n} ints (one per axis) or a tuple of {n} pairs"
+            f"{example}, of ints >= 0")  # fmt: skip
+
+
+def padding(value: Any, options: Sequence[str], n: int, argument: str, where: str, *,
+            explicit: bool = True) -> str | tuple[tuple[int, int], ...]:  # fmt: skip
+    """A padding mode, one of ``options`` (case-insensitive, lower-cased), or with ``explicit``
+    torch-style amounts over ``n`` spatial axes: an int ``p`` (``p`` before and after every
+    axis, torch's symmetric ``padding=p``), a tuple of ``n`` ints (symmetric per axis) or a
+    tuple of ``n`` ``(before, after)`` pairs, every amount an int >= 0; returned as a tuple of
+    ``n`` pairs. A value of another kind (None, a float) is a ValueError naming what is
+    accepted, as an unknown mode string is."""
+    if isinstance(value, str) or not explicit:
+        return choice(value, options, argument, where)
+    modes = ", ".join(repr(o) for o in options)
+    expected = f"one of {modes}, or {_pairs_expected(n)}"
+    if not is_int(value) and not isinstance(value, tuple | list):
+        raise bad_value(argument, value, expected, where=where)
+    return _pairs(value, n, argument, where, expected, shown=value)
+
+
+def _pairs(value: Any, n: int, argument: str, where: str, expected: str, *,
+           shown: Any = None) -> tuple[tuple[int, int], ...]:  # fmt: skip
+    """:func:`int_pairs`'s rule, with the caller's description of what is accepted; errors
+    show ``shown`` (default: the value, an int expanded to ``n`` of them)."""
     if is_int(value):
         value = (value,) * n
+    shown = value if shown is None else shown
     if not isinstance(value, tuple | list) or len(value) != n:
-        raise bad_type(argument, value, expected, where=where)
+        raise bad_type(argument, shown, expected, where=where)
     pairs = []
     for item in value:
         pair = (item, item) if is_int(item) else item
         if not isinstance(pair, tuple | list) or len(pair) != 2 or not all(is_int(v) for v in pair):
-            raise bad_type(argument, value, expected, where=where)
+            raise bad_type(argument, shown, expected, where=where)
         if any(v < 0 for v in pair):
-            raise bad_value(argument, value, expected, where=where)
+            raise bad_value(argument, shown, expected, where=where)
         pairs.append((int(pair[0]), int(pair[1])))
     return tuple(pairs)
 

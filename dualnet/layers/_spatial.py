@@ -10,6 +10,7 @@ axes ``(1, 2)`` and channel axis 3.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 _SPATIAL_NAMES = {1: "steps", 2: "height, width", 3: "depth, height, width"}
 
@@ -58,6 +59,50 @@ def output_length(size: int | None, window: int, stride: int, padding: str) -> i
     if padding == "valid":
         return (size - window) // stride + 1 if size >= window else 0
     return -(-size // stride)
+
+
+Pairs = tuple[tuple[int, int], ...]
+
+
+def is_explicit(padding: Any) -> bool:
+    """Whether ``padding`` (a layer's validated padding) is explicit amounts, not a mode."""
+    return not isinstance(padding, str)
+
+
+def padded_length(size: int, window: int, stride: int, before: int, after: int,
+                  ceil_mode: bool = False) -> int:  # fmt: skip
+    """Output length of one axis with explicit padding, torch's formula (convolutions and
+    pooling; ``window`` is the dilated kernel):
+
+    ``out = floor_or_ceil((size + before + after - window) / stride) + 1``, and with
+    ``ceil_mode`` ``out - 1`` where the last window would start in the right padding,
+    ``(out - 1)·stride >= size + before`` (torch's rule: every window starts inside the input
+    or its left padding). Below 1 (the padded input shorter than the window) it is 0.
+    """
+    span = size + before + after - window
+    # -(-a // b) = ceil(a / b) for ints, also for a negative a (then 0 or less).
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + before:
+        out -= 1
+    return max(out, 0)
+
+
+def window_counts(size: int, window: int, stride: int, before: int, after: int,
+                  ceil_mode: bool, count_include_pad: bool) -> tuple[int, ...]:  # fmt: skip
+    """torch's average-pooling divisor of each window along one axis, explicit padding.
+
+    Window ``o`` covers ``[o·stride − before, o·stride − before + window)``; the divisor counts
+    the part of it inside ``[−before, size + after)`` (``count_include_pad``: the explicit
+    zeros count, the ceil_mode overhang past ``size + after`` never does) or inside
+    ``[0, size)`` (real positions only). A window box is a product of intervals, so the count
+    of a window of several axes is the product of these per-axis counts."""
+    out = padded_length(size, window, stride, before, after, ceil_mode)
+    low, high = (-before, size + after) if count_include_pad else (0, size)
+    counts = []
+    for o in range(out):
+        start = o * stride - before
+        counts.append(min(start + window, high) - max(start, low))
+    return tuple(counts)
 
 
 def map_spatial(

@@ -10,11 +10,23 @@ Window pooling reduces, per channel, a window of ``pool_size`` positions that mo
 * ``padding="same"``: TensorFlow's rule, ``out = ceil(n / s)``, ``total = max(0, (out − 1)·s +
   k − n)``, ``before = total // 2`` and the odd position at the **end** (the rule convolutions
   follow, :func:`dualnet.layers._spatial.same_padding`; per layer
-  :meth:`MaxPooling2D.padding_amounts`).
+  :meth:`MaxPooling2D.padding_amounts`);
+* explicit (torch-style) amounts ``padding=p``: an int (``p`` before and after every axis,
+  torch's ``padding=p``), one int per axis, or ``(before, after)`` pairs per axis, each at
+  most ``k // 2`` (torch refuses more). ``out = floor((n + before + after − k) / s) + 1``; with
+  ``ceil_mode=True`` ``ceil`` instead of ``floor`` (a last, partial window), minus one where
+  that window would start in the right padding, ``(out − 1)·s >= n + before`` (torch's rule;
+  ``padding=0`` is explicit, so ``MaxPooling2D(2, padding=0, ceil_mode=True)`` is torch's
+  ``MaxPool2d(2, ceil_mode=True)``).
 
-Padded positions are not data: they never win a max, and a mean divides by the number of *real*
-positions in its window (Keras's rule; a border window of a 3x3 mean with one padded row
-divides by 6, not 9).
+With ``"same"`` padded positions are not data: they never win a max, and a mean divides by the
+number of *real* positions in its window (Keras's rule; a border window of a 3x3 mean with one
+padded row divides by 6, not 9). With explicit amounts torch's rules hold: the padding still
+never wins a max (torch pads with −inf), and a mean divides by the window's positions inside
+``[−before, n + after)`` with ``count_include_pad=True`` (torch's default: the explicit zeros
+count, the ``ceil_mode`` overhang past them never does), by its real positions with
+``count_include_pad=False``. ``ceil_mode`` and ``count_include_pad`` need explicit amounts:
+with ``"valid"``/``"same"`` their non-default values are refused.
 
 Where torch and Keras differ:
 
@@ -24,20 +36,24 @@ Where torch and Keras differ:
 layout            channels first (N, C, H, W)          ``data_format``, default     Keras
                                                        channels_last (N, H, W, C)
 default stride    ``stride=None``: kernel_size         ``strides=None``: pool_size  pool_size
-"same" padding    no ``"same"``; ``padding=p`` pads    TF rule above (extra at the  Keras
-                  ``p`` on both sides (p <= k/2)       end)
-mean divisor      ``count_include_pad=True``: padded   real positions only          Keras
-                  zeros counted (default)
+"same" padding    no ``"same"``; ``padding=p`` pads    TF rule above (extra at the  Keras;
+                  ``p`` on both sides (p <= k/2)       end)                         torch's
+                                                                                    with ``p``
+mean divisor      ``count_include_pad=True``: padded   real positions only          Keras's
+                  zeros counted (default)                                           for same,
+                                                                                    torch's
+                                                                                    for ``p``
 max padding       −inf (never wins)                    never wins                   never wins
-extra options     ceil_mode, dilation,                 —                            —
+extra options     ceil_mode, dilation,                 —                            ceil_mode
                   divisor_override
 global pooling    ``x.mean((2, 3))`` / ``amax`` or     GlobalAverage/Max layers,    Keras
                   ``adaptive_avg_pool2d(x, 1)``        ``keepdims=False``
 ================  ===================================  ===========================  =========
 
-To get torch's default mean (padded zeros counted) write the padding out:
-``ZeroPadding2D(p)`` then ``AveragePooling2D(k, s)`` (``"valid"``): the zeros are then data, as
-in ``nn.AvgPool2d(k, s, padding=p)``. For torch's layout pass ``data_format="channels_first"``.
+``nn.AvgPool2d(k, s, padding=p, ceil_mode=c, count_include_pad=i)`` is
+``AveragePooling2D(k, s, padding=p, ceil_mode=c, count_include_pad=i,
+data_format="channels_first")``, and ``nn.MaxPool2d(k, s, padding=p, ceil_mode=c)`` likewise
+(``dilation`` and ``divisor_override`` have no dualnet counterpart).
 """
 
 from __future__ import annotations
@@ -45,6 +61,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from dualnet.errors import bad_value
 from dualnet.layers import _args, _spatial
 from dualnet.layers.base import Layer, format_shape
 
@@ -70,14 +87,16 @@ def _document(template: str, **fields: Any):
 class _WindowPooling(Layer):
     """Shared by Max/AveragePooling1D/2D/3D: arguments, shape rule, config (see the module
     docstring for the math). Its constructor is AveragePooling's (``pool_size`` required, as
-    Keras); MaxPooling's restate it with their default ``pool_size``."""
+    Keras); MaxPooling's restate it with their default ``pool_size`` and without
+    ``count_include_pad`` (torch's max pooling has none)."""
 
     # Number of spatial axes, and "max" or "average"; set by each public class.
     spatial_dims: ClassVar[int]
     mode: ClassVar[str]
 
-    def __init__(self, pool_size: Any, strides: Any = None, padding: str = "valid",
-                 data_format: str | None = None, *, name: str | None = None, dtype: Any = None,
+    def __init__(self, pool_size: Any, strides: Any = None, padding: Any = "valid",
+                 data_format: str | None = None, *, ceil_mode: bool = False,
+                 count_include_pad: bool = True, name: str | None = None, dtype: Any = None,
                  input_shape: Any = None, trainable: bool = True):  # fmt: skip
         where = type(self).__name__
         n = self.spatial_dims
@@ -86,20 +105,72 @@ class _WindowPooling(Layer):
         self._strides = (
             self._pool_size if strides is None else _args.int_tuple(strides, n, "strides", where)
         )
-        self._padding = _args.choice(padding, PADDINGS, "padding", where)
+        self._padding = _args.padding(padding, PADDINGS, n, "padding", where)
         self._data_format = _args.data_format(data_format, where)
+        self._ceil_mode = _args.boolean(ceil_mode, "ceil_mode", where)
+        self._count_include_pad = _args.boolean(count_include_pad, "count_include_pad", where)
+        self._check_torch_options(padding)
         super().__init__(name=name, dtype=dtype, input_shape=input_shape, trainable=trainable)
+
+    def _check_torch_options(self, given: Any) -> None:
+        """torch's limits: explicit amounts of at most ``k // 2`` per side; ``ceil_mode`` and
+        ``count_include_pad`` only mean something with explicit amounts."""
+        where = type(self).__name__
+        pads = self.explicit_padding
+        if pads is None:
+            for argument, value, default in (("ceil_mode", self._ceil_mode, False),
+                                             ("count_include_pad", self._count_include_pad,
+                                              True)):  # fmt: skip
+                if value != default:
+                    raise bad_value(argument, value,
+                                    f"{default} with padding={self._padding!r} ({argument} is "
+                                    "torch's and needs explicit padding amounts, e.g. "
+                                    "padding=0)", where=where)  # fmt: skip
+            return
+        for k, (before, after) in zip(self._pool_size, pads, strict=True):
+            if max(before, after) > k // 2:
+                # torch: "pad should be at most half of effective kernel size".
+                raise bad_value("padding", given,
+                                f"amounts of at most half the pool size on each side "
+                                f"(pool_size={self._pool_size}: at most "
+                                f"{tuple(k // 2 for k in self._pool_size)}), as torch requires",
+                                where=where)  # fmt: skip
 
     pool_size = property(lambda self: self._pool_size)
     strides = property(lambda self: self._strides)
+    # The padding mode ("valid", "same") or the explicit (before, after) pairs.
     padding = property(lambda self: self._padding)
     data_format = property(lambda self: self._data_format)
+    ceil_mode = property(lambda self: self._ceil_mode)
+    # Average pooling only (always True for max pooling, where it means nothing).
+    count_include_pad = property(lambda self: self._count_include_pad)
+
+    @property
+    def explicit_padding(self) -> tuple[tuple[int, int], ...] | None:
+        """The explicit ``(before, after)`` amounts per spatial axis, None for a mode."""
+        return self._padding if _spatial.is_explicit(self._padding) else None
+
+    def _output_length(self, n: int, i: int) -> int:
+        """Output length along spatial axis ``i`` for an input of length ``n``."""
+        k, s = self.pool_size[i], self.strides[i]
+        if self.explicit_padding is not None:
+            return _spatial.padded_length(n, k, s, *self.explicit_padding[i], self._ceil_mode)
+        return _spatial.output_length(n, k, s, self._padding)
 
     def check_input_shape(self, shape: Sequence[int | None]) -> None:
         shape = tuple(shape)
         n = self.spatial_dims
         self._check_rank(shape, n + 2, _spatial.layout(n, self.data_format))
-        if self.padding == "valid":
+        if self.explicit_padding is not None:
+            sizes = [shape[a] for a in _spatial.spatial_axes(n + 2, self.data_format)]
+            if any(d is not None and self._output_length(d, i) < 1 for i, d in enumerate(sizes)):
+                raise ValueError(
+                    f"{self._where()} expects each spatial dimension plus its padding "
+                    f"{self.explicit_padding} to be at least pool_size={self.pool_size}, got "
+                    f"shape {format_shape(shape)} ({self.data_format}: spatial dimensions "
+                    f"{format_shape(tuple(sizes))})."
+                )
+        elif self.padding == "valid":
             sizes = [shape[a] for a in _spatial.spatial_axes(n + 2, self.data_format)]
             if any(d is not None and d < k for d, k in zip(sizes, self.pool_size, strict=True)):
                 raise ValueError(
@@ -109,16 +180,15 @@ class _WindowPooling(Layer):
                 )
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        return _spatial.map_spatial(
-            input_shape, self.data_format,
-            lambda n, i: _spatial.output_length(n, self.pool_size[i], self.strides[i],
-                                                self.padding),
-        )  # fmt: skip
+        return _spatial.map_spatial(input_shape, self.data_format, self._output_length)
 
     def padding_amounts(self, spatial_shape: Sequence[int]) -> tuple[tuple[int, int], ...]:
         """``(before, after)`` padding per spatial axis for inputs of these spatial sizes: none
-        for ``"valid"``, TensorFlow's rule for ``"same"`` (the module docstring); the padded
-        positions are not data (never the max, not counted in a mean)."""
+        for ``"valid"``, TensorFlow's rule for ``"same"`` (the module docstring; the padded
+        positions are not data), the explicit amounts as given (the ``ceil_mode`` overhang
+        not included, see :meth:`window_pads`)."""
+        if self.explicit_padding is not None:
+            return self.explicit_padding
         if self.padding == "valid":
             return tuple((0, 0) for _ in spatial_shape)
         return tuple(
@@ -126,22 +196,62 @@ class _WindowPooling(Layer):
             for n, k, s in zip(spatial_shape, self.pool_size, self.strides, strict=True)
         )
 
+    def window_pads(self, spatial_shape: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """``(before, after)`` per spatial axis such that a ``"valid"`` pool of the input padded
+        by them has exactly this layer's windows: ``before`` as :meth:`padding_amounts`, and
+        ``after = (out − 1)·s + k − n − before``, which adds the ``ceil_mode`` overhang or is
+        negative where trailing positions lie in no window (a backend pads ``max(after, 0)``
+        and keeps the first ``n + before + after`` positions)."""
+        out = []
+        for i, (n, (before, _)) in enumerate(zip(spatial_shape,
+                                                 self.padding_amounts(spatial_shape),
+                                                 strict=True)):  # fmt: skip
+            length = self._output_length(int(n), i)
+            out.append((before, (length - 1) * self.strides[i] + self.pool_size[i] - n - before))
+        return tuple(out)
+
+    def window_counts(self, spatial_shape: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+        """Per spatial axis, the divisor's factor of each output position of a mean: the real
+        positions of the window (``"same"``, ``"valid"``) or torch's count (explicit padding,
+        :func:`dualnet.layers._spatial.window_counts`). A window's divisor is the product over
+        axes."""
+        out = []
+        for i, (n, (before, after)) in enumerate(zip(spatial_shape,
+                                                     self.padding_amounts(spatial_shape),
+                                                     strict=True)):  # fmt: skip
+            k, s = self.pool_size[i], self.strides[i]
+            if self.explicit_padding is not None:
+                out.append(_spatial.window_counts(int(n), k, s, before, after, self._ceil_mode,
+                                                  self._count_include_pad))  # fmt: skip
+                continue
+            starts = [o * s - before for o in range(self._output_length(int(n), i))]
+            # Real positions of the window [start, start + k) ∩ [0, n).
+            out.append(tuple(min(t + k, int(n)) - max(t, 0) for t in starts))
+        return tuple(out)
+
     def get_config(self) -> dict[str, Any]:
-        return {
+        pads = self.explicit_padding
+        config = {
             **super().get_config(),
             "pool_size": self.pool_size,
             "strides": self.strides,
-            "padding": self.padding,
+            # Explicit amounts as a list of [before, after] lists (JSON's).
+            "padding": self.padding if pads is None else [list(p) for p in pads],
             "data_format": self.data_format,
+            "ceil_mode": self.ceil_mode,
         }
+        if self.mode == "average":
+            config["count_include_pad"] = self.count_include_pad
+        return config
 
 
 _MAX_DOC = """Max pooling over {n}-D windows: the largest value of each window, per channel.
 
     ``y[b, o, c] = max_j x[b, o·s − before + j, c]`` over the real positions of the window (see
-    :mod:`dualnet.layers.pooling` for the ``"valid"``/``"same"`` rule). A padded position never
-    wins, also when every real value of a border window is negative: torch pads with −inf
-    (``padding=p`` or an explicit ``F.pad(value=-inf)``), never with zeros.
+    :mod:`dualnet.layers.pooling` for the ``"valid"``/``"same"``/explicit rules). A padded
+    position never wins, also when every real value of a border window is negative: torch pads
+    with −inf (``padding=p`` or an explicit ``F.pad(value=-inf)``), never with zeros; so does
+    dualnet, with ``"same"`` and with explicit amounts.
 
     ==============  ===============================  ==========================  ============
                     torch ``nn.MaxPool{n}d``           Keras ``MaxPooling{n}D``      dualnet
@@ -149,14 +259,20 @@ _MAX_DOC = """Max pooling over {n}-D windows: the largest value of each window, 
     layout          channels first                   channels_last (default)     Keras
     default stride  kernel_size                      pool_size                   pool_size
     "same"          none (symmetric int padding)     TF rule, extra at the end   Keras
+    ``padding=p``   symmetric, ``p <= k // 2``       none                        torch's
+    ``ceil_mode``   a last partial window            none                        torch's
     ==============  ===============================  ==========================  ============
 
     Args:
         pool_size: window size, an int or a tuple of {ints} (default {default}).
         strides: step of the window, an int or a tuple of {ints}; None means ``pool_size``.
-        padding: ``"valid"`` (no padding) or ``"same"`` (``out = ceil(n / s)``).
+        padding: ``"valid"`` (no padding), ``"same"`` (``out = ceil(n / s)``), or explicit
+            amounts as torch's: an int, a tuple of {ints} (symmetric per axis) or of {n}
+            ``(before, after)`` pairs, each at most ``pool_size // 2``.
         data_format: ``"channels_last"`` (default, Keras's) or ``"channels_first"`` (torch's
             layout).
+        ceil_mode: torch's (explicit padding only): ``ceil`` in the output length, a last
+            partial window unless it would start in the right padding.
         name, dtype, input_shape, trainable: see :class:`~dualnet.layers.base.Layer`.
 
     Shape:
@@ -179,20 +295,30 @@ _AVG_DOC = """Average pooling over {n}-D windows: the mean of the real positions
     layout          channels first                   channels_last (default)     Keras
     default stride  kernel_size                      pool_size                   pool_size
     "same"          none (symmetric int padding)     TF rule, extra at the end   Keras
-    divisor         ``count_include_pad=True``:      real positions only         Keras
-                    padded zeros counted
+    divisor         ``count_include_pad=True``:      real positions only         Keras's for
+                    padded zeros counted                                         "same",
+                                                                                 torch's for
+                                                                                 ``padding=p``
+    ``ceil_mode``   a last partial window            none                        torch's
     ==============  ===============================  ==========================  ============
 
-    torch's default divisor is ``ZeroPadding{n}D(p)`` followed by ``AveragePooling{n}D(k, s)``
-    (``"valid"``). float16/bfloat16 inputs are averaged in float32 and rounded once, on both
-    backends.
+    With explicit amounts the divisor is torch's: the window's positions inside ``[−before,
+    n + after)`` with ``count_include_pad=True`` (the ``ceil_mode`` overhang past ``n + after``
+    never counts), its real positions with ``False``. float16/bfloat16 inputs are averaged in
+    float32 and rounded once, on both backends.
 
     Args:
         pool_size: window size, an int or a tuple of {ints} (required, as in Keras).
         strides: step of the window, an int or a tuple of {ints}; None means ``pool_size``.
-        padding: ``"valid"`` (no padding) or ``"same"`` (``out = ceil(n / s)``).
+        padding: ``"valid"`` (no padding), ``"same"`` (``out = ceil(n / s)``), or explicit
+            amounts as torch's: an int, a tuple of {ints} (symmetric per axis) or of {n}
+            ``(before, after)`` pairs, each at most ``pool_size // 2``.
         data_format: ``"channels_last"`` (default, Keras's) or ``"channels_first"`` (torch's
             layout).
+        ceil_mode: torch's (explicit padding only): ``ceil`` in the output length, a last
+            partial window unless it would start in the right padding.
+        count_include_pad: torch's (explicit padding only; default True as torch): the
+            explicit zeros count in the divisor.
         name, dtype, input_shape, trainable: see :class:`~dualnet.layers.base.Layer`.
 
     Shape:
@@ -212,33 +338,39 @@ def _fields(n: int, default: str = "") -> dict[str, Any]:
 class MaxPooling1D(_WindowPooling):
     spatial_dims, mode = 1, "max"
 
-    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid",
-                 data_format: str | None = None, *, name: str | None = None, dtype: Any = None,
-                 input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        super().__init__(pool_size, strides, padding, data_format, name=name, dtype=dtype,
-                         input_shape=input_shape, trainable=trainable)  # fmt: skip
+    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: Any = "valid",
+                 data_format: str | None = None, *, ceil_mode: bool = False,
+                 name: str | None = None, dtype: Any = None, input_shape: Any = None,
+                 trainable: bool = True):  # fmt: skip
+        super().__init__(pool_size, strides, padding, data_format, ceil_mode=ceil_mode,
+                         name=name, dtype=dtype, input_shape=input_shape,
+                         trainable=trainable)  # fmt: skip
 
 
 @_document(_MAX_DOC, **_fields(2, "(2, 2)"))
 class MaxPooling2D(_WindowPooling):
     spatial_dims, mode = 2, "max"
 
-    def __init__(self, pool_size: Any = (2, 2), strides: Any = None, padding: str = "valid",
-                 data_format: str | None = None, *, name: str | None = None, dtype: Any = None,
-                 input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        super().__init__(pool_size, strides, padding, data_format, name=name, dtype=dtype,
-                         input_shape=input_shape, trainable=trainable)  # fmt: skip
+    def __init__(self, pool_size: Any = (2, 2), strides: Any = None, padding: Any = "valid",
+                 data_format: str | None = None, *, ceil_mode: bool = False,
+                 name: str | None = None, dtype: Any = None, input_shape: Any = None,
+                 trainable: bool = True):  # fmt: skip
+        super().__init__(pool_size, strides, padding, data_format, ceil_mode=ceil_mode,
+                         name=name, dtype=dtype, input_shape=input_shape,
+                         trainable=trainable)  # fmt: skip
 
 
 @_document(_MAX_DOC, **_fields(3, "(2, 2, 2)"))
 class MaxPooling3D(_WindowPooling):
     spatial_dims, mode = 3, "max"
 
-    def __init__(self, pool_size: Any = (2, 2, 2), strides: Any = None, padding: str = "valid",
-                 data_format: str | None = None, *, name: str | None = None, dtype: Any = None,
-                 input_shape: Any = None, trainable: bool = True):  # fmt: skip
-        super().__init__(pool_size, strides, padding, data_format, name=name, dtype=dtype,
-                         input_shape=input_shape, trainable=trainable)  # fmt: skip
+    def __init__(self, pool_size: Any = (2, 2, 2), strides: Any = None, padding: Any = "valid",
+                 data_format: str | None = None, *, ceil_mode: bool = False,
+                 name: str | None = None, dtype: Any = None, input_shape: Any = None,
+                 trainable: bool = True):  # fmt: skip
+        super().__init__(pool_size, strides, padding, data_format, ceil_mode=ceil_mode,
+                         name=name, dtype=dtype, input_shape=input_shape,
+                         trainable=trainable)  # fmt: skip
 
 
 @_document(_AVG_DOC, **_fields(1))

@@ -1,7 +1,10 @@
 """Convolutional layers on tf.keras: custom Keras layers over ``tf.nn`` kernels.
 
 TensorFlow's own ``same`` padding *is* dualnet's rule (the odd pixel after), so forward
-convolutions pass ``"SAME"``/``"VALID"`` to the native op. Keras's own layers are not adopted
+convolutions pass ``"SAME"``/``"VALID"`` to the native op; explicit (torch-style) amounts are
+zeros added by ``tf.pad`` before a ``"VALID"`` convolution (one path for every rank and every
+kernel, the CPU fallbacks below included), and a transposed convolution with explicit amounts
+crops its full output as torch does (``crop_axes``). Keras's own layers are not adopted
 because in configurations dualnet allows they fail on CPU, where TensorFlow has no kernel:
 
 * ``channels_first``: TensorFlow's CPU convolutions only take channels-last data ("The Conv2D op
@@ -137,12 +140,13 @@ class _Conv(Layer):
 
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
         super().__init__(layer, weights)
+        # Explicit amounts are padded by `pad` before the op, which then pads nothing.
         self._native_padding = "SAME" if layer.padding == "same" else "VALID"
 
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
         # TensorFlow's CPU convolution kernels take channels-last data only.
         x = to_channels_last(x, self.layer.data_format)
-        y = self.convolve(x)
+        y = self.convolve(self.pad(x))
         if self.layer.use_bias:
             y = tf.nn.bias_add(y, self.bias)
         if self.layer.activation is not _activations.linear:
@@ -151,6 +155,15 @@ class _Conv(Layer):
 
     def convolve(self, x: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
+
+    def pad(self, x: tf.Tensor) -> tf.Tensor:
+        """Channels-last ``x`` with the layer's explicit ``(before, after)`` zeros (torch's
+        padding; the same amounts whatever the input size, so a traced unknown size is fine);
+        ``x`` itself for a padding mode."""
+        pads = self.layer.explicit_padding
+        if pads is None or not any(before or after for before, after in pads):
+            return x
+        return tf.pad(x, [[0, 0], *([before, after] for before, after in pads), [0, 0]])
 
 
 def _convolution(x: tf.Tensor, kernel: Any, strides: Sequence[int], padding: str,
@@ -167,7 +180,7 @@ def _convolution(x: tf.Tensor, kernel: Any, strides: Sequence[int], padding: str
 
 class Conv(_Conv):
     """Conv1D/2D/3D: ``tf.nn.convolution`` with TensorFlow's own SAME/VALID; ``causal`` pads
-    ``d·(k-1)`` before the steps and runs VALID."""
+    ``d·(k-1)`` before the steps and runs VALID, as explicit amounts do (:meth:`_Conv.pad`)."""
 
     def convolve(self, x: tf.Tensor) -> tf.Tensor:
         layer = self.layer
@@ -181,7 +194,11 @@ class Conv(_Conv):
 
 class ConvTranspose(_Conv):
     """Conv1D/2DTranspose: the full transposed convolution (VALID, with ``extra`` rows where
-    Keras's window reaches past it), then the window (``dualnet.layers.convolutional``)."""
+    Keras's window reaches past it), then the window (``dualnet.layers.convolutional``); explicit
+    padding crops that window as torch's ``padding`` does, so nothing is padded first."""
+
+    def pad(self, x: tf.Tensor) -> tf.Tensor:
+        return x
 
     def convolve(self, x: tf.Tensor) -> tf.Tensor:
         layer = self.layer
@@ -217,6 +234,7 @@ def _depthwise(x: tf.Tensor, kernel: Any, layer: Any) -> tf.Tensor:
     sh, sw = layer.strides
     if sh == sw or not _refused("unequal depthwise strides", x):
         return tf.nn.depthwise_conv2d(x, kernel, (1, sh, sw, 1),
+                                      # explicit amounts: already padded (_Conv.pad)
                                       "SAME" if layer.padding == "same" else "VALID",
                                       dilations=layer.dilation_rate)  # fmt: skip
     # Unequal strides (so no dilation) on a CPU kernel that refuses them: pad explicitly by
@@ -227,13 +245,14 @@ def _depthwise(x: tf.Tensor, kernel: Any, layer: Any) -> tf.Tensor:
 
 
 def _same_pads(x: tf.Tensor, layer: Any) -> list[list[Any]]:
-    """``[before, after]`` per spatial axis (channels-last ``x``): the layer's own amounts for
-    static sizes; TensorFlow's ``same`` rule in tensor arithmetic for a traced unknown size."""
+    """``[before, after]`` per spatial axis (channels-last ``x``) still to pad: TensorFlow's
+    ``same`` rule, the layer's own amounts for static sizes and in tensor arithmetic for a
+    traced unknown size; none for ``valid`` and for explicit amounts (already padded)."""
     sizes = [_size(x, axis) for axis in range(1, layer.rank + 1)]
+    if layer.padding != "same":
+        return [[0, 0] for _ in sizes]
     if all(isinstance(n, int) for n in sizes):
         return [list(p) for p in layer.padding_amounts(sizes)]
-    if layer.padding == "valid":
-        return [[0, 0] for _ in sizes]
     out = []
     for n, k, s in zip(sizes, layer.effective_kernel_size, layer.strides, strict=True):
         total = tf.maximum(0, (-(-n // s) - 1) * s + k - n)  # -(-n // s) = ceil(n / s)

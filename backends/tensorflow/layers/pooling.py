@@ -13,6 +13,11 @@ in float32) and are adopted. The others are small custom layers over the same na
   (MaxPool3D refuses double, AvgPool3D has no CPU double kernel); float16 runs in float32 (a max
   is exact in any precision) and float64 as a 2-D pool over (H, W) followed by a pool over D.
 
+Explicit (torch-style) padding has no native counterpart: the input is padded (−inf for a max,
+zeros for a mean) and pooled ``"VALID"``, a mean divided by torch's divisor
+(:meth:`WindowPooling._explicit`); Keras's own max pooling layers are adopted for
+``"valid"``/``"same"`` only.
+
 TensorFlow's CPU pooling takes channels last only, so channels_first inputs are transposed
 around the kernel, as Keras does. The missing kernels are recorded with probes in
 ``dualnet/parity/divergences.py``.
@@ -35,6 +40,8 @@ from dualnet.backends.tensorflow.layers.base import (
     to_channels_last,
     upcast,
 )
+
+from dualnet.layers._spatial import padded_length
 
 # Spelled out: with data_format=None, tf.nn.max_pool/avg_pool on 5-D inputs build ops whose
 # gradient fails (MaxPool3DGrad reads a missing data_format attribute: "'NoneType' object has
@@ -62,7 +69,7 @@ def _pool_3d_by_axes(pool: Callable[..., tf.Tensor], x: tf.Tensor, ksize: Sequen
 
 class WindowPooling(Layer):
     """``tf.nn.max_pool`` / ``tf.nn.avg_pool`` (channels last), with the dtype fixes listed in
-    the module docstring."""
+    the module docstring, and torch's explicit padding (:meth:`_explicit`)."""
 
     def call(self, x: tf.Tensor, training: Any = None) -> tf.Tensor:
         layer = self.layer
@@ -74,15 +81,83 @@ class WindowPooling(Layer):
 
     def _pool(self, x: tf.Tensor) -> tf.Tensor:
         layer = self.layer
-        dims = layer.spatial_dims
         x = to_channels_last(x, layer.data_format)
-        pool = tf.nn.max_pool if layer.mode == "max" else tf.nn.avg_pool
-        ksize, strides, padding = layer.pool_size, layer.strides, layer.padding.upper()
-        if dims == 3 and x.dtype == tf.float64:  # no float64 3-D pooling kernel
-            y = _pool_3d_by_axes(pool, x, ksize, strides, padding)
+        if layer.explicit_padding is not None:
+            y = self._explicit(x)
         else:
-            y = pool(x, ksize, strides, padding, _CHANNELS_LAST[dims + 2])
+            y = self._native(x, layer.padding.upper())
         return from_channels_last(y, layer.data_format)
+
+    def _native(self, x: tf.Tensor, padding: str, mode: str | None = None) -> tf.Tensor:
+        """The native pool of channels-last ``x`` (``mode``: the layer's, or "average")."""
+        layer = self.layer
+        dims = layer.spatial_dims
+        pool = tf.nn.max_pool if (mode or layer.mode) == "max" else tf.nn.avg_pool
+        ksize, strides = layer.pool_size, layer.strides
+        if dims == 3 and x.dtype == tf.float64:  # no float64 3-D pooling kernel
+            return _pool_3d_by_axes(pool, x, ksize, strides, padding)
+        return pool(x, ksize, strides, padding, _CHANNELS_LAST[dims + 2])
+
+    def _explicit(self, x: tf.Tensor) -> tf.Tensor:
+        """torch's padding: pad, pool ``"VALID"``.
+
+        Max: −inf padding, which never wins (every window holds a real position: it starts
+        before ``n`` and ends after ``0``, as ``before <= k // 2``). Mean: zero padding, and
+        the divisor is the same ``"VALID"`` mean of a ones-mask that is 1 on the positions
+        torch counts (the explicit padding too with ``count_include_pad``; never the
+        ``ceil_mode`` overhang) and 0 elsewhere: ``y = avg(x₀)/avg(mask) = (S/k)/(c/k)``, torch's
+        ``S/c`` within three roundings (``S/k``, ``c/k`` and the quotient; exact where ``c =
+        k``, where the mask's mean is exactly 1). The mask pools with ``x`` symbolically, so an
+        unknown (traced) size needs nothing more."""
+        layer = self.layer
+        sizes = [_size(x, axis) for axis in range(1, layer.spatial_dims + 1)]
+        lengths = _window_lengths(layer, sizes)
+        if layer.mode == "max":
+            return self._native(_pad_to(x, layer, lengths, -np.inf, -np.inf), "VALID")
+        ones = tf.ones(tf.concat([[1], tf.shape(x)[1:-1], [1]], axis=0), x.dtype)
+        inside = 1.0 if layer.count_include_pad else 0.0  # the explicit padding counts or not
+        mask = self._native(_pad_to(ones, layer, lengths, inside, 0.0), "VALID", "average")
+        total = self._native(_pad_to(x, layer, lengths, 0.0, 0.0), "VALID")
+        return total / mask
+
+
+def _window_lengths(layer: Any, sizes: Sequence[Any]) -> list[Any]:
+    """Per spatial axis, the padded length ``(out − 1)·s + k`` whose ``"VALID"`` pool has the
+    layer's windows: from the layer's own rule for static sizes, in tensor arithmetic (the same
+    rule, :func:`dualnet.layers._spatial.padded_length`) for a traced unknown size."""
+    out = []
+    for i, n in enumerate(sizes):
+        k, s, (before, after) = layer.pool_size[i], layer.strides[i], layer.explicit_padding[i]
+        if isinstance(n, int):
+            out.append((padded_length(n, k, s, before, after, layer.ceil_mode) - 1) * s + k)
+            continue
+        span = n + before + after - k
+        count = (-(-span // s) if layer.ceil_mode else span // s) + 1
+        if layer.ceil_mode:  # torch's rule: no window starting in the right padding
+            count -= tf.cast((count - 1) * s >= n + before, count.dtype)
+        out.append((count - 1) * s + k)
+    return out
+
+
+def _pad_to(x: tf.Tensor, layer: Any, lengths: Sequence[Any], inside: float,
+            beyond: float) -> tf.Tensor:  # fmt: skip
+    """Channels-last ``x`` padded by the layer's explicit amounts with ``inside``, then up to
+    ``lengths`` with ``beyond`` (the ``ceil_mode`` overhang) or cut to them (trailing positions
+    in no window)."""
+    pads = [[0, 0], *([before, after] for before, after in layer.explicit_padding), [0, 0]]
+    x = tf.pad(x, pads, constant_values=tf.cast(inside, x.dtype))
+    extra = [tf.maximum(length - _size(x, axis), 0) if not isinstance(length, int)
+             else max(length - x.shape[axis], 0)
+             for axis, length in enumerate(lengths, start=1)]  # fmt: skip
+    x = tf.pad(x, [[0, 0], *([0, e] for e in extra), [0, 0]],
+               constant_values=tf.cast(beyond, x.dtype))  # fmt: skip
+    return x[(slice(None), *(slice(0, length) for length in lengths), slice(None))]
+
+
+def _size(x: tf.Tensor, axis: int) -> Any:
+    """A static size where known, else the symbolic one (a traced function's None)."""
+    static = x.shape[axis]
+    return static if static is not None else tf.shape(x)[axis]
 
 
 class GlobalAveragePooling1D(keras.layers.GlobalAveragePooling1D):
@@ -113,11 +188,15 @@ def _global(layer: Any) -> dict[str, Any]:
     return {"data_format": layer.data_format, "keepdims": layer.keepdims}
 
 
-def max_pooling1d(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.MaxPooling1D:
+def max_pooling1d(layer: Any, weights: Sequence[np.ndarray]) -> Any:
+    if layer.explicit_padding is not None:  # Keras's layer takes "valid"/"same" only
+        return WindowPooling(layer, weights)
     return adopt_keras(keras.layers.MaxPooling1D, layer, weights, **_window(layer))
 
 
-def max_pooling2d(layer: Any, weights: Sequence[np.ndarray]) -> keras.layers.MaxPooling2D:
+def max_pooling2d(layer: Any, weights: Sequence[np.ndarray]) -> Any:
+    if layer.explicit_padding is not None:  # Keras's layer takes "valid"/"same" only
+        return WindowPooling(layer, weights)
     return adopt_keras(keras.layers.MaxPooling2D, layer, weights, **_window(layer))
 
 

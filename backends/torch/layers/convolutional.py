@@ -1,7 +1,9 @@
 """Convolutional layers on PyTorch: ``F.conv{1,2,3}d`` and ``F.conv_transpose{1,2}d`` on
 channels-first tensors, with the padding of :mod:`dualnet.layers.convolutional` applied
 explicitly (torch's ``padding="same"`` refuses strides > 1 and its integer padding is symmetric,
-while TensorFlow's rule puts the odd pixel at the end).
+while TensorFlow's rule puts the odd pixel at the end). Explicit (torch-style) amounts go to
+the convolution itself where they are symmetric and to ``F.pad`` where they are not; a
+transposed convolution crops its full output by them, as torch's own ``padding`` does.
 
 channels_last inputs are moved to ``(B, C, ...)`` and back: views, not copies (torch's CPU
 and cuDNN kernels read the channels-last memory format directly).
@@ -74,7 +76,8 @@ class _Conv(Module):
         """``(input, padding for F.conv)``: the layer's ``(before, after)`` amounts for this
         input size. Symmetric amounts go to the convolution itself (no copy); otherwise
         ``F.pad`` pads asymmetrically (TensorFlow's odd pixel after, causal all before) and the
-        convolution pads nothing (torch's integer padding is symmetric)."""
+        convolution pads nothing (torch's integer padding is symmetric). Explicit amounts take
+        the same two routes."""
         amounts = self.layer.padding_amounts(tuple(x.shape[2:]))
         if all(before == after for before, after in amounts):
             return x, tuple(before for before, _ in amounts)

@@ -4,12 +4,16 @@
 torch's pooling kernels take channels first: a channels_last input is moved to
 ``(N, C, *spatial)`` and back, as views (``base.to_channels_first``); nothing is copied for the
 layout.
+
+Explicit (torch-style) padding is torch's own: symmetric amounts go to the kernel with the
+layer's ``ceil_mode`` and ``count_include_pad``; unequal ``(before, after)`` amounts are padded
+by ``F.pad`` (−inf for a max, zeros for a mean divided by torch's divisor).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +28,7 @@ from dualnet.backends.torch.layers.base import (
     upcast,
 )
 
-from dualnet.layers._spatial import same_padding, spatial_axes
+from dualnet.layers._spatial import spatial_axes
 
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
@@ -33,12 +37,12 @@ _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 class _WindowPooling(Module):
     """Shared by the window pooling modules: the layer's arguments as plain attributes, and the
     forward pass: ``pool`` (``F.max_pool{n}d`` / ``F.avg_pool{n}d``) on the channels-first view,
-    with TensorFlow's ``"same"`` padding given to torch's kernel where it is symmetric
-    (``padding_kwargs``: the extra arguments that make the kernel pad as dualnet documents) and
-    applied by :meth:`asymmetric` where it is not."""
+    with the padding given to torch's kernel where it is symmetric (``native_kwargs``: the
+    extra arguments that make the kernel pad as dualnet documents) and applied by
+    :meth:`asymmetric` where it is not: TensorFlow's ``"same"`` odd position at the end, or
+    explicit ``(before, after)`` pairs that differ."""
 
     pool: Callable[..., torch.Tensor]
-    padding_kwargs: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
         super().__init__(layer, weights)
@@ -46,59 +50,78 @@ class _WindowPooling(Module):
         self.kernel_size = layer.pool_size
         self.stride = layer.strides
         self.same = layer.padding == "same"
+        self.explicit = layer.explicit_padding is not None
         self.data_format = layer.data_format
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         x = to_channels_first(x, self.data_format)
-        if not self.same:
+        if not (self.same or self.explicit):
             y = self.pool(x, self.kernel_size, self.stride)
         else:
-            pads = self.same_pads(x)
+            pads = self.layer.padding_amounts(tuple(x.shape[2:]))
             if all(before == after for before, after in pads):
                 padding = tuple(before for before, _ in pads)
                 y = self.pool(x, self.kernel_size, self.stride, padding=padding,
-                              **self.padding_kwargs)  # fmt: skip
+                              **self.native_kwargs())  # fmt: skip
             else:
-                # TF puts the odd position at the end, which torch's padding cannot express.
-                y = self.asymmetric(x, pads)
+                # TF's odd position at the end, or unequal explicit amounts: torch's padding
+                # argument is symmetric.
+                y = self.asymmetric(x)
         return from_channels_first(y, self.data_format)
 
-    def same_pads(self, x: torch.Tensor) -> list[tuple[int, int]]:
-        """TensorFlow's ``"same"`` (before, after) per spatial axis of a channels-first ``x``."""
-        sizes = zip(x.shape[2:], self.kernel_size, self.stride, strict=True)
-        return [same_padding(n, k, s) for n, k, s in sizes]
+    def native_kwargs(self) -> dict[str, Any]:
+        """The kernel's options besides ``padding``: explicit amounts keep torch's own
+        ``ceil_mode`` (and ``count_include_pad``, average pooling)."""
+        return {"ceil_mode": self.layer.ceil_mode} if self.explicit else {}
 
-    def asymmetric(self, x: torch.Tensor, pads: list[tuple[int, int]]) -> torch.Tensor:
+    def padded(self, x: torch.Tensor, value: float) -> torch.Tensor:
+        """Channels-first ``x`` padded with ``value`` so that a ``"valid"`` pool gives the
+        layer's windows (:meth:`~dualnet.layers.pooling.MaxPooling2D.window_pads`: the
+        ``ceil_mode`` overhang added, trailing positions in no window dropped)."""
+        pads = self.layer.window_pads(tuple(x.shape[2:]))
+        x = F.pad(x, pad_arg([(before, max(after, 0)) for before, after in pads]), value=value)
+        for axis, (n, (_, after)) in enumerate(zip(x.shape[2:], pads, strict=True), start=2):
+            if after < 0:  # positions in no window: kept out of the valid pool's count
+                x = x.narrow(axis, 0, n + after)
+        return x
+
+    def asymmetric(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
 
 class MaxPooling(_WindowPooling):
-    """``F.max_pool{n}d``; ``"same"`` pads with −inf, so padding never wins a window.
+    """``F.max_pool{n}d``; ``"same"`` and explicit amounts pad with −inf, so padding never wins
+    a window.
 
-    Symmetric amounts use torch's own padding, which is −inf (and ``before <= (k − 1) // 2 <=
-    k / 2``, the most torch accepts)."""
+    Symmetric amounts use torch's own padding, which is −inf (``before <= k // 2``, the most
+    torch accepts: ``"same"`` pads at most ``(k − 1) // 2`` before, explicit amounts are
+    checked by the layer), with the layer's ``ceil_mode`` for explicit amounts."""
 
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
         super().__init__(layer, weights)
         self.pool = _MAX_POOL[self.dims]
 
-    def asymmetric(self, x: torch.Tensor, pads: list[tuple[int, int]]) -> torch.Tensor:
+    def asymmetric(self, x: torch.Tensor) -> torch.Tensor:
         # Padded explicitly with −inf: a zero would win over all-negative border windows.
-        return self.pool(F.pad(x, pad_arg(pads), value=-float("inf")), self.kernel_size,
-                         self.stride)  # fmt: skip
+        return self.pool(self.padded(x, -float("inf")), self.kernel_size, self.stride)
 
 
 class AveragePooling(_WindowPooling):
-    """``F.avg_pool{n}d`` dividing by the real positions of each window (Keras's rule)."""
-
-    # count_include_pad=False: torch's default (True) would divide border windows by the full
-    # window size, counting the padded zeros.
-    padding_kwargs: ClassVar[dict[str, Any]] = {"count_include_pad": False}
+    """``F.avg_pool{n}d``: for ``"same"`` dividing by the real positions of each window (Keras's
+    rule), for explicit amounts by torch's divisor (``count_include_pad``, ``ceil_mode``)."""
 
     def __init__(self, layer: Any, weights: Sequence[np.ndarray]):
         super().__init__(layer, weights)
         self.pool = _AVG_POOL[self.dims]
         self._counts: dict[tuple, torch.Tensor] = {}
+
+    def native_kwargs(self) -> dict[str, Any]:
+        if self.explicit:  # torch's own rule, the layer's options
+            return {"ceil_mode": self.layer.ceil_mode,
+                    "count_include_pad": self.layer.count_include_pad}  # fmt: skip
+        # "same": torch's default (True) would divide border windows by the full window size,
+        # counting the padded zeros.
+        return {"count_include_pad": False}
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         # Averaged in float32 and rounded once, as on TensorFlow (in half precision the
@@ -106,28 +129,25 @@ class AveragePooling(_WindowPooling):
         # avg_pool3d on the CPU).
         return float32_math(super().forward, x)
 
-    def asymmetric(self, x: torch.Tensor, pads: list[tuple[int, int]]) -> torch.Tensor:
+    def asymmetric(self, x: torch.Tensor) -> torch.Tensor:
         """Sum the explicitly zero-padded windows (``divisor_override=1``) and divide by the
-        number of real positions of each window, an exact small integer."""
-        padded = F.pad(x, pad_arg(pads))
+        layer's divisor of each window (:meth:`~dualnet.layers.pooling.AveragePooling2D.
+        window_counts`), an exact small integer."""
+        padded = self.padded(x, 0.0)
         if self.dims == 1:  # avg_pool1d has no divisor_override: pool (1, L) maps in 2-D
             total = F.avg_pool2d(padded.unsqueeze(2), (1, *self.kernel_size), (1, *self.stride),
                                  divisor_override=1).squeeze(2)  # fmt: skip
         else:
             total = self.pool(padded, self.kernel_size, self.stride, divisor_override=1)
-        return total / self._real_counts(tuple(x.shape[2:]), pads, x.dtype, x.device)
+        return total / self._divisors(tuple(x.shape[2:]), x.dtype, x.device)
 
-    def _real_counts(self, spatial: tuple[int, ...], pads: list[tuple[int, int]],
-                     dtype: torch.dtype, device: torch.device) -> torch.Tensor:  # fmt: skip
+    def _divisors(self, spatial: tuple[int, ...], dtype: torch.dtype,
+                  device: torch.device) -> torch.Tensor:  # fmt: skip
         key = (spatial, dtype, device)
         if key not in self._counts:
             count = np.ones(())
-            for n, k, s, (before, _) in zip(spatial, self.kernel_size, self.stride, pads,
-                                            strict=True):  # fmt: skip
-                starts = np.arange(-(-n // s)) * s - before
-                # Real positions of the window [start, start + k) ∩ [0, n), per output position.
-                per_axis = np.minimum(starts + k, n) - np.maximum(starts, 0)
-                count = np.multiply.outer(count, per_axis)
+            for per_axis in self.layer.window_counts(spatial):  # a window's count: the product
+                count = np.multiply.outer(count, np.asarray(per_axis, dtype=np.float64))
             self._counts[key] = torch.as_tensor(count, dtype=dtype, device=device)
         return self._counts[key]
 

@@ -25,10 +25,14 @@ depthwise kernel   ``Conv2d(C, C·m,         ``(kh, kw, C, m)``,       Keras's; 
                    kh, kw)``
 ``same`` padding   refuses stride > 1; an   TensorFlow's rule: the    TensorFlow's rule on both
                    int padding is symmetric odd pixel at the end      backends
+int padding ``p``  ``p`` zeros on both      none (``ZeroPadding``     torch's: ``padding=p``,
+                   sides of every axis      layer first)              per axis, or pairs
 ``causal`` (1-D)   no such option           left pad ``d·(k-1)``      Keras's
 transposed         crops ``padding`` both   length ``n·s``, window    Keras's (below); no torch
 ``same``           sides; ``output_padding`` from TensorFlow's rule   ``(padding, output_
-                   extends the end                                    padding)`` reproduces it
+                   extends the end                                    padding)`` reproduces it;
+                                                                      torch's crop with
+                                                                      ``padding=p``
 strides+dilation   both > 1 allowed         refused (TensorFlow       refused
                                             cannot run it)
 default init       U(±1/√fan_in) for kernel ``glorot_uniform``        Keras's; ``"standard"``
@@ -45,6 +49,12 @@ kernel ``k' = d·(k-1) + 1``):
   ``n = 8, k = 3, s = 2`` that is ``(0, 1)``; torch's ``Conv2d(padding=1)`` pads ``(1, 1)`` and
   gives a different (shifted) result with the same output shape.
 * ``causal`` (Conv1D): ``d·(k-1)`` before, none after, then ``valid``: ``y[t]`` sees ``x[≤ t]``.
+* explicit amounts (torch's ``padding``): ``padding=p`` pads ``p`` zeros before and after every
+  spatial axis, a tuple of one int per axis pads that axis symmetrically, a tuple of
+  ``(before, after)`` pairs pads as given (``get_config`` records ``[[before, after], ...]``);
+  output ``floor((n + before + after - k')/s) + 1``, and the padded input must be at least
+  ``k'``. ``padding=1`` with ``k = 3, s = 2`` on ``n = 8`` is torch's ``Conv2d(padding=1)``,
+  not ``same`` (which pads ``(0, 1)``).
 
 Transposed convolutions (the gradient of a convolution with respect to its input) first build the
 *full* output of length ``(n-1)·s + k'`` (every input row scattered through the kernel), then keep
@@ -54,7 +64,10 @@ a window of it, as TensorFlow does:
   ``output_padding=op``; ``same``: ``n·s``, or ``(n-1)·s + k' mod 2 + op``;
 * the window starts at ``0`` for ``valid`` and at ``max(0, (n-1)·s + k' - L) // 2`` for ``same``
   (TensorFlow's ``same`` rule seen from the output); where the window reaches past the full output
-  (``k' < s``, or ``output_padding``) the missing rows are zeros (plus the bias).
+  (``k' < s``, or ``output_padding``) the missing rows are zeros (plus the bias);
+* explicit amounts are torch's ``ConvTranspose`` ``padding``: ``before`` rows cropped at the
+  start and ``after`` at the end of the full output, then ``output_padding`` rows appended
+  (zeros plus the bias past the full output), ``L = (n-1)·s + k' - before - after + op``.
 
 For ``k = 3, s = 2, same`` Keras keeps ``full[0 : 2n]`` while torch's ``ConvTranspose2d(padding=1,
 output_padding=1)`` keeps ``full[1 : 2n + 1]``: same shape, shifted values.

@@ -50,6 +50,9 @@ class BaseConv(Layer):
     ``data_format``, ``dilation_rate``, ``activation``, ``use_bias``; the padding rule (see the
     module docstring); rank and channel checks; ``get_config``.
 
+    ``padding`` is a mode (``_paddings``) or, where ``_explicit_padding``, torch-style amounts
+    (an int, one int per axis or ``(before, after)`` pairs), kept as a tuple of pairs.
+
     Subclasses set ``rank`` and ``_paddings``, call :meth:`_configure` first and
     :meth:`_finish` last in ``__init__``, implement :meth:`declare_weights` (ending with
     :meth:`_with_bias`), and add their own arguments to :meth:`_config`.
@@ -57,6 +60,8 @@ class BaseConv(Layer):
 
     rank: ClassVar[int] = 2
     _paddings: ClassVar[tuple[str, ...]] = ("valid", "same")
+    # Whether padding may be explicit amounts (torch's integer padding).
+    _explicit_padding: ClassVar[bool] = True
 
     # -- construction ---------------------------------------------------------------------
 
@@ -67,7 +72,8 @@ class BaseConv(Layer):
         self._filters = None if filters is None else _args.positive_int(filters, "filters", where)
         self._kernel_size = _args.int_tuple(kernel_size, n, "kernel_size", where)
         self._strides = _args.int_tuple(strides, n, "strides", where)
-        self._padding = _args.choice(padding, self._paddings, "padding", where)
+        self._padding = _args.padding(padding, self._paddings, n, "padding", where,
+                                      explicit=self._explicit_padding)  # fmt: skip
         self._data_format = _args.data_format(data_format, where)
         self._dilation_rate = _args.int_tuple(dilation_rate, n, "dilation_rate", where)
         if max(self._strides) > 1 and max(self._dilation_rate) > 1:
@@ -95,12 +101,18 @@ class BaseConv(Layer):
 
     kernel_size = property(lambda self: self._kernel_size)
     strides = property(lambda self: self._strides)
+    # The padding mode ("valid", ...) or the explicit (before, after) pairs.
     padding = property(lambda self: self._padding)
     data_format = property(lambda self: self._data_format)
     dilation_rate = property(lambda self: self._dilation_rate)
     activation = property(lambda self: self._activation)
     use_bias = property(lambda self: self._use_bias)
     bias_initializer = property(lambda self: self._initializers["bias_initializer"])
+
+    @property
+    def explicit_padding(self) -> tuple[tuple[int, int], ...] | None:
+        """The explicit ``(before, after)`` amounts per spatial axis, None for a mode."""
+        return self._padding if _spatial.is_explicit(self._padding) else None
 
     @property
     def channel_axis(self) -> int:
@@ -153,6 +165,13 @@ class BaseConv(Layer):
                 raise ValueError(self._too_small(shape, axis))
 
     def _too_small(self, shape: tuple[int | None, ...], axis: int) -> str:
+        if self.explicit_padding is not None:
+            return (
+                f"{self._where()} with padding={self._padding} expects each spatial size plus "
+                f"its padding to be at least the dilated kernel size "
+                f"{self.effective_kernel_size} (dilation_rate={self._dilation_rate}); got input "
+                f"shape {format_shape(shape)} (axis {axis}: {shape[axis]})."
+            )
         return (
             f"{self._where()} with padding={self._padding!r} expects each spatial size to be at "
             f"least the dilated kernel size {self.effective_kernel_size} (dilation_rate="
@@ -163,6 +182,8 @@ class BaseConv(Layer):
     def _output_length(self, n: int, i: int) -> int:
         """Output length along spatial axis ``i`` (0-based) for an input of length ``n``."""
         k, s = self.effective_kernel_size[i], self._strides[i]
+        if self.explicit_padding is not None:  # torch's floor((n + before + after - k')/s) + 1
+            return _spatial.padded_length(n, k, s, *self.explicit_padding[i])
         return _spatial.output_length(n, k, s, self._padding)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
@@ -172,7 +193,10 @@ class BaseConv(Layer):
 
     def padding_amounts(self, spatial_shape: Sequence[int]) -> tuple[tuple[int, int], ...]:
         """``(before, after)`` zero padding per spatial axis for inputs of these spatial sizes
-        (the module docstring's rules; forward convolutions only)."""
+        (the module docstring's rules; forward convolutions only). Explicit amounts are the
+        same for every size."""
+        if self.explicit_padding is not None:
+            return self.explicit_padding
         out = []
         for n, k, s, d in zip(spatial_shape, self._kernel_size, self._strides,
                               self._dilation_rate, strict=True):  # fmt: skip
@@ -202,9 +226,15 @@ class BaseConv(Layer):
         filters = {} if self._filters is None else {"filters": self._filters}
         return {
             **filters, "kernel_size": self._kernel_size, "strides": self._strides,
-            "padding": self._padding, "data_format": self._data_format,
+            "padding": self._padding_config(), "data_format": self._data_format,
             "dilation_rate": self._dilation_rate,
         }  # fmt: skip
+
+    def _padding_config(self) -> str | list[list[int]]:
+        """The mode, or explicit amounts as a list of ``[before, after]`` lists (JSON's)."""
+        if self.explicit_padding is None:
+            return self._padding
+        return [list(pair) for pair in self.explicit_padding]
 
     def get_config(self) -> dict[str, Any]:
         config = {**super().get_config(), **self._config()}

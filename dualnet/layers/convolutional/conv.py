@@ -28,7 +28,7 @@ class Conv(BaseConv):
         filters: int,
         kernel_size: int | Sequence[int],
         strides: int | Sequence[int] = 1,
-        padding: str = "valid",
+        padding: str | int | Sequence[Any] = "valid",
         data_format: str | None = None,
         dilation_rate: int | Sequence[int] = 1,
         groups: int = 1,
@@ -90,7 +90,9 @@ class Conv1D(Conv):
         kernel_size: an int or a 1-tuple.
         strides: an int or a 1-tuple (default 1).
         padding: ``"valid"`` (default), ``"same"`` (TensorFlow's rule, the odd pixel at the end)
-            or ``"causal"`` (left pad ``d·(k-1)``: ``y[t]`` depends on ``x[≤ t]`` only).
+            or ``"causal"`` (left pad ``d·(k-1)``: ``y[t]`` depends on ``x[≤ t]`` only); or
+            explicit zeros as torch's ``padding``: an int ``p`` (``p`` before and after), a
+            1-tuple, or ``((before, after),)``.
         data_format: ``"channels_last"`` (``None``, the default) or ``"channels_first"``.
         dilation_rate: an int or a 1-tuple; > 1 only with ``strides=1``.
         groups: split the input channels into this many groups, each convolved with its own
@@ -124,7 +126,9 @@ class Conv2D(Conv):
         filters: output channels (a positive int, divisible by ``groups``).
         kernel_size: an int or a 2-tuple.
         strides: an int or a 2-tuple (default 1).
-        padding: ``"valid"`` (default) or ``"same"``.
+        padding: ``"valid"`` (default), ``"same"``, or explicit zeros as torch's ``padding``:
+            an int (every side), a 2-tuple (symmetric per axis, torch's ``(ph, pw)``) or
+            ``((top, bottom), (left, right))``.
         data_format: ``"channels_last"`` (``None``, the default) or ``"channels_first"``.
         dilation_rate: an int or a 2-tuple; > 1 only with ``strides=1``.
         groups: grouped convolution (the input channels must be divisible by it).

@@ -29,7 +29,7 @@ class ConvTranspose(BaseConv):
         filters: int,
         kernel_size: int | Sequence[int],
         strides: int | Sequence[int] = 1,
-        padding: str = "valid",
+        padding: str | int | Sequence[Any] = "valid",
         output_padding: int | Sequence[int] | None = None,
         data_format: str | None = None,
         dilation_rate: int | Sequence[int] = 1,
@@ -72,6 +72,17 @@ class ConvTranspose(BaseConv):
         out = []
         for i, (k, s) in enumerate(zip(self.effective_kernel_size, self._strides, strict=True)):
             op = None if self._output_padding is None else self._output_padding[i]
+            pads = self.explicit_padding
+            if pads is not None:
+                # torch's ConvTranspose: crop `before` rows at the start and `after` at the end
+                # of the full output, then append `op` rows: L = (n-1)·s + k - before - after
+                # + op, the window starting at `before`.
+                before, after = pads[i]
+                offset = k - s - before - after + (op or 0)
+                extra = max(0, (op or 0) - after)  # rows past the full output (zeros + bias)
+                out.append(CropAxis(start=before, extra=extra, stride=s, offset=offset,
+                                    effective=k))  # fmt: skip
+                continue
             # Keras's output length L = n·s + offset.
             if self._padding == "valid":
                 offset = max(k - s, 0) if op is None else k - s + op
@@ -117,9 +128,14 @@ class Conv1DTranspose(ConvTranspose):
         filters: output channels.
         kernel_size, strides, dilation_rate: an int or a 1-tuple (dilation > 1 only with
             stride 1).
-        padding: ``"valid"`` (output ``n·s + max(k' - s, 0)``) or ``"same"`` (output ``n·s``).
+        padding: ``"valid"`` (output ``n·s + max(k' - s, 0)``), ``"same"`` (output ``n·s``),
+            or explicit amounts as torch's ``ConvTranspose1d(padding=p)``: an int or
+            ``((before, after),)`` rows **cropped** from the full output (output
+            ``(n-1)·s + k' - before - after + op``).
         output_padding: None (default) or an int / 1-tuple ``0 <= op < strides``: output
-            ``(n-1)·s + k' + op`` (valid) or ``(n-1)·s + k' mod 2 + op`` (same), as Keras.
+            ``(n-1)·s + k' + op`` (valid) or ``(n-1)·s + k' mod 2 + op`` (same), as Keras;
+            with explicit padding torch's: ``op`` rows appended after the crop (zeros plus
+            the bias where they pass the full output).
         data_format: ``"channels_last"`` (``None``, the default) or ``"channels_first"``.
         activation, use_bias, kernel_initializer, bias_initializer: as :class:`Conv1D`
             (``"standard"`` is torch's U(±1/√(k·filters)), torch's fan_in for this layer).
@@ -141,7 +157,8 @@ class Conv1DTranspose(ConvTranspose):
     2p + k' + op``,       ``n·s + max(k' - s, 0)``           window (module docstring); torch's
     window starts at p                                       ``(padding, output_padding)`` gives
                                                              the same shape shifted by one row
-                                                             for ``k=3, s=2, same``
+                                                             for ``k=3, s=2, same``; explicit
+                                                             ``padding=p``: torch's crop
     ====================  =================================  ==================================
     """
 
@@ -157,7 +174,9 @@ class Conv2DTranspose(ConvTranspose):
         filters: output channels.
         kernel_size, strides, dilation_rate: an int or a 2-tuple (dilation > 1 only with
             stride 1).
-        padding: ``"valid"`` or ``"same"`` (output ``n·s`` per axis).
+        padding: ``"valid"``, ``"same"`` (output ``n·s`` per axis), or explicit amounts
+            cropped from the full output as torch's ``ConvTranspose2d(padding=p)`` (an int, a
+            2-tuple or ``(before, after)`` pairs; see :class:`Conv1DTranspose`).
         output_padding: None (default) or an int / 2-tuple, each ``0 <= op < stride`` (Keras's
             lengths, see :class:`Conv1DTranspose`).
         data_format: ``"channels_last"`` (``None``, the default) or ``"channels_first"``.

@@ -35,7 +35,8 @@ class DepthwiseConv2D(BaseConv):
     Args:
         kernel_size, strides, dilation_rate: an int or a 2-tuple (dilation > 1 only with
             stride 1).
-        padding: ``"valid"`` or ``"same"`` (TensorFlow's rule).
+        padding: ``"valid"``, ``"same"`` (TensorFlow's rule), or explicit zeros as torch's
+            ``padding`` (an int, a 2-tuple or ``((top, bottom), (left, right))``).
         depth_multiplier: filters per input channel ``m`` (a positive int).
         data_format: ``"channels_last"`` (``None``, the default) or ``"channels_first"``.
         activation, use_bias: as :class:`Conv2D`.
@@ -52,7 +53,7 @@ class DepthwiseConv2D(BaseConv):
         self,
         kernel_size: int | Sequence[int],
         strides: int | Sequence[int] = 1,
-        padding: str = "valid",
+        padding: str | int | Sequence[Any] = "valid",
         depth_multiplier: int = 1,
         data_format: str | None = None,
         dilation_rate: int | Sequence[int] = 1,
@@ -128,7 +129,8 @@ class SeparableConv2D(BaseConv):
         filters: output channels.
         kernel_size, strides, dilation_rate: of the depthwise step (an int or a 2-tuple;
             dilation > 1 only with stride 1).
-        padding: ``"valid"`` or ``"same"`` (TensorFlow's rule), depthwise step.
+        padding: ``"valid"``, ``"same"`` (TensorFlow's rule) or explicit amounts as
+            :class:`DepthwiseConv2D`'s, depthwise step.
         data_format: ``"channels_last"`` (``None``, the default) or ``"channels_first"``.
         depth_multiplier: depthwise filters per input channel ``m``.
         activation, use_bias: as :class:`Conv2D`.
@@ -147,7 +149,7 @@ class SeparableConv2D(BaseConv):
         filters: int,
         kernel_size: int | Sequence[int],
         strides: int | Sequence[int] = 1,
-        padding: str = "valid",
+        padding: str | int | Sequence[Any] = "valid",
         data_format: str | None = None,
         dilation_rate: int | Sequence[int] = 1,
         depth_multiplier: int = 1,

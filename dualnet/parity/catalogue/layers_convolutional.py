@@ -5,8 +5,10 @@ Each entry is built to expose one torch/Keras difference (its ``exposes``): Tens
 padding with stride 2 on even sizes and with even kernels, causal padding, the window a
 transposed convolution keeps, ``output_padding``, kernels smaller than the stride, groups,
 dilation, depthwise/separable layouts, ``channels_first`` (TensorFlow's CPU kernels refuse
-NCHW). Shapes are the smallest that still show the difference: gradients are checked by finite
-differences, four reference calls per input and weight element.
+NCHW), torch's explicit padding (symmetric ints where TensorFlow's ``same`` is asymmetric,
+``(before, after)`` pairs, a transposed convolution's crop). Shapes are the smallest that still
+show the difference: gradients are checked by finite differences, four reference calls per
+input and weight element.
 
 ``reduction`` is the longest sum of the forward or backward pass: the kernel gradient sums over
 batch × output positions, the forward over taps × input channels (+1 for the bias). Half
@@ -44,6 +46,14 @@ def _bad(error: type[Exception] = ValueError, match: str = "", **kwargs: Any) ->
 
 
 _STRIDED_DILATION = r"strides > 1 together with dilation_rate > 1 is not supported"
+_PADDING_EXPECTED = r"expected one of 'valid', 'same'.*or an int >= 0"
+
+
+def _explicit_too_small(shape: tuple[int, ...], **kwargs: Any) -> BadInput:
+    return BadInput(kwargs=kwargs, input_shape=shape, error=ValueError,
+                    match=r"expects each spatial size plus its padding to be at least the "
+                          r"dilated kernel size")  # fmt: skip
+
 
 register(
     # ---------------------------------------------------------------------------- Conv2D
@@ -256,5 +266,108 @@ register(
         half_bound=bilinear_bound(12),
         exposes="dilation 2 in the depthwise step, channels_first, no bias",
         errors=(_too_small((2, 2, 4, 6)),),
+    ),
+    # ------------------------------------------------------- explicit (torch-style) padding
+    LayerCase(
+        name="conv2d-explicit-pad1-stride2-even", layer=L.Conv2D,
+        kwargs={"filters": 3, "kernel_size": 3, "strides": 2, "padding": 1},
+        input_shape=(2, 8, 6, 2), reference=_conv2d, reduction=24, half_bound=bilinear_bound(19),
+        exposes="torch's Conv2d(padding=1), k=3, s=2 on H=8, W=6: pads (1, 1) where "
+                "TensorFlow's same pads (0, 1), same output shape, windows a pixel apart",
+        errors=(
+            _bad(padding=-1, match=r"padding=-1.*ints >= 0"),
+            _bad(padding=((1, 1), (0, -2)), match=r"padding=\(\(1, 1\), \(0, -2\)\)"),
+            _bad(TypeError, padding=(1, 2, 3), match=r"padding=\(1, 2, 3\)"),
+            _bad(TypeError, padding=((1, 2, 3), 1), match=r"padding=\(\(1, 2, 3\), 1\)"),
+            _bad(padding=1.5, match=r"padding=1.5.*" + _PADDING_EXPECTED),
+            _bad(padding=None, match=r"padding=None"),
+            _explicit_too_small((2, 2, 6, 2), padding=((0, 0), (1, 1))),
+        ),
+    ),
+    LayerCase(
+        name="conv2d-explicit-pairs-cf", layer=L.Conv2D,
+        kwargs={"filters": 2, "kernel_size": (2, 3), "strides": (1, 2),
+                "padding": ((1, 2), (0, 3)), "data_format": "channels_first",
+                "use_bias": False},
+        input_shape=(2, 3, 5, 6), reference=_conv2d, reduction=56,
+        half_bound=bilinear_bound(18),
+        exposes="explicit (before, after) pairs (1, 2) and (0, 3) (torch: F.pad then a valid "
+                "conv), channels_first; output 7x4",
+    ),
+    LayerCase(
+        name="conv1d-explicit-pad2-even-kernel", layer=L.Conv1D,
+        kwargs={"filters": 3, "kernel_size": 4, "strides": 2, "padding": 2},
+        input_shape=(2, 8, 2), reference=_conv1d, reduction=10, half_bound=bilinear_bound(9),
+        exposes="torch's Conv1d(k=4, s=2, padding=2): 5 outputs where TensorFlow's same gives 4 "
+                "(pads (1, 1))",
+        errors=(
+            _bad(TypeError, padding=(1, 2), match=r"padding=\(1, 2\).*tuple of 1 ints"),
+            _explicit_too_small((2, 1, 2), padding=((1, 1),)),
+        ),
+    ),
+    LayerCase(
+        name="conv1d-explicit-causal-pair-cf", layer=L.Conv1D,
+        kwargs={"filters": 2, "kernel_size": 3, "dilation_rate": 2, "padding": ((4, 0),),
+                "data_format": "channels_first"},
+        input_shape=(2, 2, 9), reference=_conv1d, reduction=18, half_bound=bilinear_bound(7),
+        exposes="explicit ((4, 0),) is causal padding written out (d·(k-1) = 4 before, none "
+                "after); channels_first",
+    ),
+    LayerCase(
+        name="conv3d-explicit-pad-per-axis", layer=L.Conv3D,
+        kwargs={"filters": 2, "kernel_size": 2, "strides": 2, "padding": (1, 0, 1)},
+        input_shape=(1, 3, 4, 4, 2), reference=_conv3d, reduction=17,
+        half_bound=bilinear_bound(17),
+        exposes="one int per axis (torch's padding=(1, 0, 1)): symmetric per axis, none on H",
+    ),
+    LayerCase(
+        name="depthwise-explicit-pad1-stride2-m2", layer=L.DepthwiseConv2D,
+        kwargs={"kernel_size": 3, "strides": 2, "padding": 1, "depth_multiplier": 2},
+        input_shape=(2, 6, 6, 2), reference=_depthwise, reduction=18,
+        half_bound=bilinear_bound(10),
+        exposes="torch's Conv2d(C, 2C, 3, stride=2, padding=1, groups=C) (MobileNet's): pads "
+                "(1, 1) where same pads (0, 1) on 6",
+        errors=(_bad(padding=(1, -1), match=r"padding=\(1, -1\)"),),
+    ),
+    LayerCase(
+        name="depthwise-explicit-unequal-strides-cf", layer=L.DepthwiseConv2D,
+        kwargs={"kernel_size": (3, 2), "strides": (1, 2), "padding": ((1, 1), (0, 1)),
+                "data_format": "channels_first"},
+        input_shape=(2, 2, 5, 6), reference=_depthwise, reduction=30,
+        half_bound=bilinear_bound(7),
+        exposes="explicit pairs with unequal strides: TensorFlow's float64/float16 CPU depthwise "
+                "kernel refuses them (stride-1 fallback on the padded input); channels_first",
+    ),
+    LayerCase(
+        name="separable-explicit-pairs-stride2", layer=L.SeparableConv2D,
+        kwargs={"filters": 3, "kernel_size": 3, "strides": 2, "padding": ((1, 0), (2, 1))},
+        input_shape=(2, 6, 5, 2), reference=_separable, reduction=18,
+        half_bound=bilinear_bound(12),
+        exposes="explicit pairs in the depthwise step of a separable convolution (torch: F.pad, "
+                "then the two Conv2d modules)",
+        errors=(_bad(padding="causal", match=r"padding='causal'"),),
+    ),
+    LayerCase(
+        name="conv2d-transpose-explicit-pad1-op1", layer=L.Conv2DTranspose,
+        kwargs={"filters": 2, "kernel_size": 3, "strides": 2, "padding": 1,
+                "output_padding": 1},
+        input_shape=(2, 4, 3, 2), reference=_conv2d_transpose, reduction=24,
+        half_bound=bilinear_bound(19),
+        exposes="torch's ConvTranspose2d(padding=1, output_padding=1): keeps full[1:2n+1] where "
+                "Keras's same keeps full[0:2n] (same shape)",
+        errors=(
+            BadInput(kwargs={"padding": 3}, input_shape=(2, 1, 3, 2), error=ValueError,
+                     match=r"expects inputs giving a non-empty output"),
+            _bad(padding=-1, match=r"padding=-1"),
+        ),
+    ),
+    LayerCase(
+        name="conv1d-transpose-explicit-pair-op2-cf", layer=L.Conv1DTranspose,
+        kwargs={"filters": 2, "kernel_size": 3, "strides": 3, "padding": ((1, 0),),
+                "output_padding": 2, "data_format": "channels_first"},
+        input_shape=(2, 3, 4), reference=_conv1d_transpose, reduction=10,
+        half_bound=bilinear_bound(10),
+        exposes="explicit (1, 0) crops one row at the start; output_padding=2 > after appends "
+                "two bias-only rows (torch's output_padding)",
     ),
 )  # fmt: skip

@@ -4,7 +4,10 @@ Maps are tiny (batch 2, 5x6, 2 channels) and chosen so each entry meets a place 
 Keras part: odd lengths with stride 2 under ``"valid"`` (the last row is dropped), ``"same"``
 padding whose odd position falls at the end (5 rows need 1+1, 6 columns need 0+1 for k=3, s=2),
 all-negative maps where a zero pad would win a max, ``"same"`` means whose border windows hold
-fewer real positions than the window size, channels_first on both backends.
+fewer real positions than the window size, channels_first on both backends; and torch's explicit
+padding: symmetric amounts where TensorFlow's ``same`` is asymmetric, ``count_include_pad`` both
+ways, ``ceil_mode`` where it adds a last partial window (whose divisor never counts the overhang)
+and where torch's rule drops the window that would start in the right padding.
 
 Max pooling's gradient is undefined at ties: inputs are continuous random draws, and
 :func:`max_kinks` masks the finite difference of the two leading elements of any window whose
@@ -12,17 +15,21 @@ top two values lie within a few finite-difference steps of each other (they are 
 between torch and TensorFlow).
 
 Half precision: max pooling is exact (``rounding_bound(0)``); means are taken in float32 and
-rounded once (:func:`float32_rounded_once`).
+rounded once (:func:`float32_rounded_once`). With explicit padding TensorFlow's float32 mean is
+``(S/k)/(c/k)`` (Note in ``backends/tensorflow/layers/pooling.py``): three roundings more than
+the sum's, so those entries count ``k + 3`` terms.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from dualnet import layers as L
+from dualnet.layers._spatial import padded_length
 from dualnet.parity.cases import register
 from dualnet.parity.layer_cases import BadInput, LayerCase, rounding_bound
 from dualnet.reference.layers import pooling as R
@@ -57,17 +64,25 @@ def _negative(shape: tuple[int, ...]) -> Callable[[np.random.Generator], np.ndar
     return lambda rng: -rng.uniform(0.5, 3.0, shape)
 
 
-def _taps(x: np.ndarray, pool_size: tuple[int, ...], strides: tuple[int, ...], padding: str,
-          data_format: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+def _taps(x: np.ndarray, pool_size: tuple[int, ...], strides: tuple[int, ...], padding: Any,
+          data_format: str,
+          ceil_mode: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """Per window tap, the values (−inf on padding) and the flat input indices (−1 on padding)
-    of every window, channels last."""
+    of every window, channels last; ``padding`` a mode or explicit ``(before, after)`` pairs
+    (with torch's ``ceil_mode``)."""
     index = np.arange(x.size).reshape(x.shape)
     if data_format == "channels_first":
         x, index = np.moveaxis(x, 1, -1), np.moveaxis(index, 1, -1)
     plan = []
-    for n, k, s in zip(x.shape[1:-1], pool_size, strides, strict=True):
-        out = -(-n // s) if padding == "same" else (n - k) // s + 1
-        before = max(0, (out - 1) * s + k - n) // 2 if padding == "same" else 0
+    for i, (n, k, s) in enumerate(zip(x.shape[1:-1], pool_size, strides, strict=True)):
+        if not isinstance(padding, str):
+            before, after = padding[i]
+            out = padded_length(n, k, s, before, after, ceil_mode)
+        elif padding == "same":
+            out = -(-n // s)
+            before = max(0, (out - 1) * s + k - n) // 2
+        else:
+            out, before = (n - k) // s + 1, 0
         plan.append((out, before, max(0, (out - 1) * s + k - n - before)))
     widths = [(0, 0), *((b, a) for _, b, a in plan), (0, 0)]
     xp = np.pad(x, widths, constant_values=-np.inf)
@@ -95,13 +110,15 @@ def _near_ties(x: np.ndarray, taps: list[tuple[np.ndarray, np.ndarray]]) -> np.n
     return ~bad.reshape(x.shape)
 
 
-def max_kinks(pool_size, strides=None, padding="valid", data_format="channels_last"):
-    """``fd_mask`` for window max pooling."""
+def max_kinks(pool_size, strides=None, padding="valid", data_format="channels_last",
+              ceil_mode=False):  # fmt: skip
+    """``fd_mask`` for window max pooling (explicit ``padding`` as ``(before, after)`` pairs)."""
     strides = pool_size if strides is None else strides
 
     def mask(inputs: list[np.ndarray], weights: dict) -> dict[str, np.ndarray]:
         x = inputs[0]
-        return {"x": _near_ties(x, list(_taps(x, pool_size, strides, padding, data_format)))}
+        taps = _taps(x, pool_size, strides, padding, data_format, ceil_mode)
+        return {"x": _near_ties(x, list(taps))}
 
     return mask
 
@@ -289,5 +306,122 @@ register(
         reference=R.global_max_pooling2d, fd_mask=global_max_kinks("channels_first"),
         half_bound=EXACT, exposes="channels_first: the max over axes 2, 3 (torch's layout)",
         errors=(BadInput(kwargs={"keepdims": 1}, error=TypeError, match=r"keepdims=1"),),
+    ),
+    # -- explicit (torch-style) padding ---------------------------------------------------
+    LayerCase(
+        name="max-pooling2d-explicit-pad1-negative", layer=L.MaxPooling2D,
+        kwargs={"pool_size": 3, "strides": 2, "padding": 1}, input_shape=(2, 6, 5, 2),
+        inputs=_negative((2, 6, 5, 2)), reference=R.max_pooling2d,
+        fd_mask=max_kinks((3, 3), (2, 2), ((1, 1), (1, 1))), reduction=1,
+        grad_reduction=_windows_per_element((3, 3), (2, 2)), half_bound=EXACT,
+        exposes="torch's MaxPool2d(3, 2, padding=1) on all-negative borders: the −inf padding "
+                "never wins (a zero pad would win every border window); pads (1, 1) on 6 rows "
+                "where TensorFlow's same pads (0, 1)",
+        errors=(
+            BadInput(kwargs={"padding": 2}, error=ValueError,
+                     match=r"padding=2.*at most half the pool size.*at most \(1, 1\)"),
+            BadInput(kwargs={"padding": ((0, 0), (2, 0))}, error=ValueError,
+                     match=r"at most half the pool size"),
+            BadInput(kwargs={"padding": -1}, error=ValueError, match=r"padding=-1"),
+            BadInput(kwargs={"padding": (1, 1, 1)}, error=TypeError, match=r"padding=\(1, 1, 1\)"),
+            BadInput(kwargs={"padding": "valid", "ceil_mode": True}, error=ValueError,
+                     match=r"ceil_mode=True.*False with padding='valid'.*explicit padding"),
+            BadInput(kwargs={"ceil_mode": 1}, error=TypeError, match=r"ceil_mode=1.*bool"),
+            BadInput(kwargs={"pool_size": 2, "strides": 2, "padding": ((0, 0), (0, 1))},
+                     input_shape=(2, 1, 5, 2), error=ValueError,
+                     match=r"expects each spatial dimension plus its padding"),
+        ),
+    ),
+    LayerCase(
+        name="max-pooling2d-ceil-pairs-negative-cf", layer=L.MaxPooling2D,
+        kwargs={"pool_size": 3, "strides": 2, "padding": ((1, 0), (0, 1)), "ceil_mode": True,
+                "data_format": "channels_first"},
+        input_shape=(2, 2, 5, 6), inputs=_negative((2, 2, 5, 6)), reference=R.max_pooling2d,
+        fd_mask=max_kinks((3, 3), (2, 2), ((1, 0), (0, 1)), "channels_first", True),
+        reduction=1, grad_reduction=_windows_per_element((3, 3), (2, 2)), half_bound=EXACT,
+        exposes="ceil_mode with unequal pairs, all-negative: the last partial window of each "
+                "axis reaches past the padding (rows 3 of 2 full, columns 3 of 2 full); its "
+                "overhang never wins either",
+    ),
+    LayerCase(
+        name="max-pooling1d-ceil-dropped", layer=L.MaxPooling1D,
+        kwargs={"pool_size": 3, "strides": 3, "padding": 1, "ceil_mode": True},
+        input_shape=(2, 5, 2), inputs=_negative((2, 5, 2)), reference=R.max_pooling1d,
+        fd_mask=max_kinks((3,), (3,), ((1, 1),), ceil_mode=True), reduction=1, half_bound=EXACT,
+        exposes="ceil_mode where torch's rule drops the extra window: on 5 steps with k=3, s=3, "
+                "p=1 the third window would start at step 5, in the right padding (2 outputs, "
+                "not 3)",
+        errors=(BadInput(kwargs={"padding": "same", "ceil_mode": True}, error=ValueError,
+                         match=r"ceil_mode=True"),),
+    ),
+    LayerCase(
+        name="max-pooling3d-explicit-ceil", layer=L.MaxPooling3D,
+        kwargs={"pool_size": 2, "padding": 1, "ceil_mode": True}, input_shape=(2, 3, 4, 3, 2),
+        inputs=_negative((2, 3, 4, 3, 2)), reference=R.max_pooling3d,
+        fd_mask=max_kinks((2, 2, 2), (2, 2, 2), ((1, 1),) * 3, ceil_mode=True),
+        half_bound=EXACT,
+        exposes="3-D explicit padding with ceil_mode in float64/float16 (TensorFlow's CPU has no "
+                "kernel: folded into 2-D pools), −inf padding on negative values",
+    ),
+    LayerCase(
+        name="average-pooling2d-explicit-pad1-count-pad", layer=L.AveragePooling2D,
+        kwargs={"pool_size": 3, "strides": 2, "padding": 1}, input_shape=(2, 6, 5, 2),
+        reference=R.average_pooling2d, reduction=9, half_bound=float32_rounded_once(9 + 3),
+        exposes="torch's AvgPool2d(3, 2, padding=1) default count_include_pad=True: a corner "
+                "window divides by 9 (4 real values), where Keras's same divides by the real "
+                "positions; pads (1, 1) on 6 rows where same pads (0, 1)",
+        errors=(
+            BadInput(kwargs={"padding": "same", "count_include_pad": False}, error=ValueError,
+                     match=r"count_include_pad=False.*True with padding='same'"),
+            BadInput(kwargs={"count_include_pad": "no"}, error=TypeError,
+                     match=r"count_include_pad='no'"),
+            BadInput(kwargs={"pool_size": 1, "padding": 1}, error=ValueError,
+                     match=r"padding=1.*at most \(0, 0\)"),
+        ),
+    ),
+    LayerCase(
+        name="average-pooling2d-explicit-real-only-cf", layer=L.AveragePooling2D,
+        kwargs={"pool_size": (3, 2), "strides": (2, 1), "padding": (1, 1),
+                "count_include_pad": False, "data_format": "channels_first"},
+        input_shape=(2, 2, 5, 6), reference=R.average_pooling2d, reduction=6,
+        half_bound=float32_rounded_once(6 + 3),
+        exposes="count_include_pad=False: border windows divide by their real positions (torch's "
+                "option; dualnet's default counts the padding as torch does); channels_first",
+    ),
+    LayerCase(
+        name="average-pooling2d-ceil-overhang", layer=L.AveragePooling2D,
+        kwargs={"pool_size": 3, "strides": 3, "padding": 1, "ceil_mode": True},
+        input_shape=(2, 5, 6, 2), reference=R.average_pooling2d, reduction=9,
+        half_bound=float32_rounded_once(9 + 3),
+        exposes="ceil_mode both ways: on 5 rows torch's rule drops the window that would start "
+                "in the padding; on 6 columns a last window [5, 8) adds, dividing by 2 (the real "
+                "column and the padded one, never the overhang past n + p)",
+    ),
+    LayerCase(
+        name="average-pooling2d-ceil-overhang-real-only-cf", layer=L.AveragePooling2D,
+        kwargs={"pool_size": 3, "strides": 3, "padding": 1, "ceil_mode": True,
+                "count_include_pad": False, "data_format": "channels_first"},
+        input_shape=(2, 2, 5, 6), reference=R.average_pooling2d, reduction=9,
+        half_bound=float32_rounded_once(9 + 3),
+        exposes="ceil_mode with count_include_pad=False: the partial last column window "
+                "divides by its one real column",
+    ),
+    LayerCase(
+        name="average-pooling1d-explicit-pair-ceil", layer=L.AveragePooling1D,
+        kwargs={"pool_size": 4, "strides": 2, "padding": ((2, 1),), "ceil_mode": True},
+        input_shape=(2, 6, 2), reference=R.average_pooling1d, reduction=4,
+        half_bound=float32_rounded_once(4 + 3),
+        exposes="an unequal pair (2, 1) with ceil_mode: the last window [4, 8) holds two real "
+                "steps, one padded (counted) and one overhang (not counted): divisor 3",
+        errors=(BadInput(kwargs={"padding": (1, 1)}, error=TypeError,
+                         match=r"padding=\(1, 1\).*tuple of 1 ints"),),
+    ),
+    LayerCase(
+        name="average-pooling3d-explicit-ceil", layer=L.AveragePooling3D,
+        kwargs={"pool_size": 2, "padding": (1, 0, 1), "ceil_mode": True},
+        input_shape=(2, 3, 4, 3, 2), reference=R.average_pooling3d, reduction=8,
+        half_bound=float32_rounded_once(8 + 3),
+        exposes="3-D means with explicit padding and ceil_mode in float64/half precision (no "
+                "TensorFlow CPU kernel; the divisor map folded the same way)",
     ),
 )  # fmt: skip

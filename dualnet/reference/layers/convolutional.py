@@ -1,7 +1,10 @@
 """float64 numpy reference of the convolutional layers, written from the definitions (a sum over
 kernel taps of shifted input slices), with TensorFlow's padding rules re-derived here (not
-imported from dualnet's layers). Arrays are channels-last inside; ``data_format`` only moves
-the channel axis of the input and output. Kernels are in canonical (Keras) layout.
+imported from dualnet's layers), and torch's explicit padding: ``padding`` an int, one int per
+axis or ``(before, after)`` pairs (the config's ``[[before, after], ...]``) pads those zeros
+(a transposed convolution crops them from its full output instead, as torch's ``padding``).
+Arrays are channels-last inside; ``data_format`` only moves the channel axis of the input and
+output. Kernels are in canonical (Keras) layout.
 
 Loops run over kernel taps only; every tap is one vectorised ``einsum``.
 """
@@ -42,9 +45,22 @@ def _finish(y, bias, activation, data_format):
     return _from_last(y, data_format)
 
 
+def _explicit(padding, rank):
+    """Explicit amounts as ``(before, after)`` per axis, or None for a mode string: an int pads
+    every side, an int per axis both sides of it, a pair ``(before, after)`` as given."""
+    if isinstance(padding, str):
+        return None
+    if np.isscalar(padding):
+        padding = [padding] * rank
+    return [(int(p), int(p)) if np.isscalar(p) else (int(p[0]), int(p[1])) for p in padding]
+
+
 def _pads(spatial, kernel, strides, dilation, padding):
     """``(before, after)`` per axis: TensorFlow's ``same`` (odd pixel after), Keras's
-    ``causal`` (all before), or none."""
+    ``causal`` (all before), explicit amounts as given, or none."""
+    explicit = _explicit(padding, len(spatial))
+    if explicit is not None:
+        return explicit
     out = []
     for n, k, s, d in zip(spatial, kernel, strides, dilation, strict=True):
         span = d * (k - 1) + 1
@@ -115,8 +131,12 @@ def conv3d(x, kernel, bias=None, *, strides=1, padding="valid", data_format="cha
 
 
 def _transposed_length(n, k, s, d, padding, output_padding):
-    """Keras's output length of a transposed convolution."""
+    """Keras's output length of a transposed convolution; explicit ``(before, after)``:
+    torch's, the full length less both crops plus ``output_padding``."""
     span = d * (k - 1) + 1
+    if not isinstance(padding, str):
+        before, after = padding
+        return (n - 1) * s + span - before - after + (output_padding or 0)
     if padding == "valid":
         return (n - 1) * s + span + (max(span, s) - span if output_padding is None
                                      else output_padding)  # fmt: skip
@@ -136,10 +156,16 @@ def _conv_transpose(x, kernel, bias, *, strides, padding, output_padding, data_f
     ksize, cout = kernel.shape[:rank], kernel.shape[rank]
     b, spatial = x.shape[0], x.shape[1 : 1 + rank]
     axes = list(zip(spatial, ksize, strides, dilation, ops, strict=True))
+    explicit = _explicit(padding, rank)
+    modes = [padding] * rank if explicit is None else explicit  # per axis: mode or (b, a)
     full_len = [(n - 1) * s + d * (k - 1) + 1 for n, k, s, d, _ in axes]
-    lengths = [_transposed_length(n, k, s, d, padding, op) for n, k, s, d, op in axes]
-    starts = [max(0, f - length) // 2 if padding == "same" else 0
-              for f, length in zip(full_len, lengths, strict=True)]  # fmt: skip
+    lengths = [_transposed_length(n, k, s, d, mode, op)
+               for (n, k, s, d, op), mode in zip(axes, modes, strict=True)]  # fmt: skip
+    # The window starts where torch crops (explicit `before`), at TensorFlow's `same` offset,
+    # or at 0 (`valid`).
+    starts = [mode[0] if explicit is not None else
+              max(0, f - length) // 2 if padding == "same" else 0
+              for f, length, mode in zip(full_len, lengths, modes, strict=True)]  # fmt: skip
     # Room for the window wherever it reaches past the full output (zeros there).
     size = [max(f, st + length) for f, st, length in zip(full_len, starts, lengths, strict=True)]
     full = np.zeros((b, *size, cout))
