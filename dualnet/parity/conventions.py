@@ -146,7 +146,7 @@ KNOWN: tuple[Convention, ...] = (
         id="conv-same-stride", what="`same` padding with stride > 1 (or an even kernel)",
         keras="TensorFlow's rule: total pad split with the extra pixel at the end",
         torch="padding='same' refuses strides; an int pads both sides",
-        dualnet="TensorFlow's rule on both (explicit asymmetric pad on torch)",
+        dualnet="TensorFlow's rule for 'same' on both; torch's symmetric padding with padding=p",
         case="layer/conv2d-same-stride2-even", probe=_probe_conv_same_stride, threshold=0.1,
     ),
     Convention(
@@ -159,7 +159,7 @@ KNOWN: tuple[Convention, ...] = (
     Convention(
         id="average-pooling-divisor", what="average pooling over padding",
         keras="divides by the real elements", torch="count_include_pad=True counts the padding",
-        dualnet="Keras's divisor (ZeroPadding2D + `valid` pooling for torch's)",
+        dualnet="Keras's divisor for 'same'; torch's with padding=p and count_include_pad",
         case="layer/average-pooling2d-same-symmetric", probe=_probe_average_pooling_divisor,
         threshold=0.1,
     ),
