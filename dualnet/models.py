@@ -554,6 +554,34 @@ class Model:
             theirs.set_runtime_state(mine.get_runtime_state())  # e.g. the next dropout mask
         return clone
 
+    # -- files (dualnet/saving, dualnet/export.py) -------------------------------------------
+
+    def save(self, path: Any, *, overwrite: bool = True) -> None:
+        """Write the model to one safetensors file: config, weights, layers' runtime state and,
+        when compiled, the training configuration with the optimizer's state. No pickle: see
+        Note [The model file] in :mod:`dualnet.saving`. Read it back with ``dn.load_model``."""
+        from dualnet import saving
+
+        saving.save_model(self, path, overwrite=overwrite)
+
+    def load_weights(self, path: Any) -> None:
+        """Set this model's weights from a file written by :meth:`save` (on either backend);
+        on any problem the model is left exactly as it was (see
+        :func:`dualnet.saving.load_weights`)."""
+        from dualnet import saving
+
+        saving.load_weights(self, path)
+
+    def export(self, path: Any, format: str | None = None, *, example_inputs: Any = None,
+               dynamic_batch: bool = True, overwrite: bool = True) -> str:  # fmt: skip
+        """Write an inference artefact that the model's framework loads without dualnet: a
+        TensorFlow SavedModel or ``.keras`` file, or a ``torch.export`` program (``.pt2``); see
+        :func:`dualnet.export.export_model`. Returns the path written."""
+        from dualnet import export
+
+        return export.export_model(self, path, format, example_inputs=example_inputs,
+                                   dynamic_batch=dynamic_batch, overwrite=overwrite)  # fmt: skip
+
     def _after_clone(self, clone: Model) -> None:
         # A subclassed model's layers get fresh automatic names in __init__; give them the
         # original names (by position) so summaries and weight paths match.
