@@ -63,10 +63,7 @@ KERAS_EXACT_ACTIVATIONS = frozenset({
 # Layers whose torch module reads tensor values on the host, which torch.export cannot trace.
 # (A subclassed model's call() runs dualnet's layer calls, which read the batch size as an int:
 # its program needs dynamic_batch=False.)
-TORCH_EXPORT_LIMITS: dict[str, str] = {
-    "Embedding": "its id check reads the smallest and largest id on the host (.item()) to raise "
-    "dualnet's error before the lookup; torch.export cannot trace a value read",
-}
+TORCH_EXPORT_LIMITS: dict[str, str] = {}  # layer class -> why torch.export cannot trace it
 
 
 class ExportError(ValueError):

@@ -126,6 +126,8 @@ ARTEFACTS = {
     "keras-functional": ("tensorflow", "keras", builtin_functional, [FLOATS, FLOATS[::-1]],
                          ".keras"),
     "torch_export-cnn_bn": ("torch", "torch_export", cnn_bn, IMAGES, ".pt2"),
+    "torch_export-embedding_lstm": ("torch", "torch_export", embedding_lstm, [IDS, FLOATS],
+                                    ".pt2"),
     "torch_export-masking_lstm": ("torch", "torch_export", masking_lstm,
                                   [SEQUENCES, FLOATS], ".pt2"),
     # Fixed batch: the subclassed call reads the batch size (test_torch_export_...batch below).
@@ -215,14 +217,19 @@ def test_keras_file_refusal_lists_every_layer_and_why(tmp_path):
         sub.export(tmp_path / "s.keras")
 
 
-def test_torch_export_names_the_layers_it_cannot_trace(tmp_path):
+def test_torch_export_keeps_the_embedding_id_check(tmp_path):
+    torch = pytest.importorskip("torch")
     with dn.use_backend("torch"):
         model = embedding_lstm()
-    with pytest.raises(ExportError, match=r"torch\.export could not trace") as info:
-        model.export(tmp_path / "m.pt2")
-    (embedding,) = [x for x in model.layers if isinstance(x, dn.layers.Embedding)]
-    assert [p.split(":")[0] for p in info.value.problems] == [f"{embedding.name} (Embedding)"]
-    assert not (tmp_path / "m.pt2").exists() and len(list(tmp_path.iterdir())) == 0
+        expected = model.predict([IDS, FLOATS])
+    program = torch.export.load(model.export(tmp_path / "m.pt2")).module()
+    got = program(torch.as_tensor(IDS, dtype=torch.int32), torch.as_tensor(FLOATS))
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g.detach().numpy(), e, rtol=1.3e-6, atol=1e-5)
+    bad = IDS.copy()
+    bad[0, 0] = 9  # input_dim is 9: the program's own assert refuses it
+    with pytest.raises(RuntimeError):
+        program(torch.as_tensor(bad, dtype=torch.int32), torch.as_tensor(FLOATS))
 
 
 def test_torch_export_of_a_subclassed_model_needs_a_fixed_batch(tmp_path):

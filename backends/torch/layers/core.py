@@ -55,6 +55,14 @@ def checked_ids(layer: Any, x: torch.Tensor) -> torch.Tensor:
     and a device-side assert on CUDA), plus one comparison for floating ids."""
     if x.dtype == torch.bool or x.is_complex():
         raise layer.bad_id(x.reshape(-1)[0].item() if x.numel() else x)
+    if torch.compiler.is_exporting():
+        # torch.export cannot trace a value read on the host: the same check becomes an assert
+        # inside the exported program (it fails when the program runs on a bad id).
+        valid = (x >= 0) & (x < layer.input_dim)
+        if x.is_floating_point():
+            valid = valid & (x == torch.floor(x))  # whole numbers only; NaN fails this
+        torch._assert_async(valid.all(), layer.graph_id_message())
+        return x if x.dtype in (torch.int32, torch.int64) else x.long()
     if x.is_floating_point():
         fractional = x != torch.floor(x)  # NaN too (NaN != NaN); ±inf fails the range below
         if bool(fractional.any()):
