@@ -100,8 +100,11 @@ def convert_to_tensor(x: Any, dtype: str | None = None) -> torch.Tensor:
     arr = np.asarray(x)
     if target is None and arr.dtype.kind == "f" and not isinstance(x, np.ndarray | np.generic):
         target = _DTYPES[FLOATX]
-    if arr.dtype.name == "bfloat16":  # torch cannot read ml_dtypes arrays; f32 holds bf16 exactly
-        return torch.as_tensor(arr.astype(np.float32), device=_device).to(target or torch.bfloat16)
+    if arr.dtype.name == "bfloat16":
+        # torch cannot read ml_dtypes arrays: pass the 16-bit patterns through int16 and
+        # reinterpret them, so every value (a NaN's sign and payload too) arrives bit for bit.
+        bits = torch.from_numpy(np.ascontiguousarray(arr).view(np.int16)).view(torch.bfloat16)
+        return bits.to(device=_device, dtype=target or torch.bfloat16)
     return torch.as_tensor(arr, dtype=target, device=_device)
 
 
@@ -111,8 +114,8 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
     if t.dtype == torch.bfloat16:
         from dualnet.dtypes import numpy_dtype
 
-        # bfloat16 -> float32 -> bfloat16 is exact, so this is a lossless detour.
-        return t.cpu().float().numpy().astype(numpy_dtype("bfloat16"))
+        # The 16-bit patterns reinterpreted (a float32 detour would drop a NaN's sign).
+        return t.cpu().contiguous().view(torch.int16).numpy().view(numpy_dtype("bfloat16"))
     return t.cpu().numpy()
 
 
