@@ -552,6 +552,8 @@ class Model:
             clone.set_weights(self.get_weights())
         for mine, theirs in zip(self.layers, clone.layers, strict=True):
             theirs.set_runtime_state(mine.get_runtime_state())  # e.g. the next dropout mask
+            # A subclassed model's config cannot hold a layer frozen after __init__.
+            theirs.trainable = mine.trainable
         return clone
 
     # -- files (dualnet/saving, dualnet/export.py) -------------------------------------------

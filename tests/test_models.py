@@ -336,3 +336,21 @@ def test_plot_writes_a_png(kind, backend, tmp_path):
     assert image.std() > 0.05  # not a blank canvas
     with pytest.raises(ValueError, match="to_file="):
         model.plot(tmp_path / "model.svg")
+
+
+def test_to_backend_keeps_a_layer_frozen_after_init():
+    class Two(dn.Model):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = dn.layers.Dense(3), dn.layers.Dense(2)
+
+        def call(self, x):
+            return self.b(self.a(x))
+
+    model = Two()
+    model(np.zeros((1, 4), "float32"))
+    model.a.trainable = False  # not in get_config(): the twin must copy it
+    for backend in ("tensorflow", "torch"):
+        twin = model.to_backend(backend)
+        assert [layer.trainable for layer in twin.layers] == [False, True]
+        assert len(twin.trainable_weights) == 2
