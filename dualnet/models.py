@@ -48,7 +48,6 @@ Decisions where Keras gave no single answer
 from __future__ import annotations
 
 import inspect
-import shutil
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,14 +57,13 @@ from dualnet import _ops
 from dualnet import layers as _layers
 from dualnet._backend import backend_module, canonical_name, get_backend, use_backend
 from dualnet._ops import tensor_backend
-from dualnet.dtypes import FLOATX, INT_DTYPES, numpy_dtype
+from dualnet.dtypes import FLOATX, INT_DTYPES
 from dualnet.errors import bad_type, bad_value
 from dualnet.layers import (
     InputLayer,
     Layer,
     SymbolicTensor,
     WeightInfo,
-    _symbolic,
     check_name,
     format_shape,
     snake_case,
@@ -73,7 +71,7 @@ from dualnet.layers import (
     validate_weight_list,
 )
 
-__all__ = ["Input", "Model", "Sequential", "clear_session", "clone_to", "plot_model"]
+__all__ = ["Input", "Model", "Sequential", "clear_session", "clone_to", "plot_model"]  # noqa: F822
 
 DEFAULT_BATCH_SIZE = 32  # Keras's predict() default
 
@@ -132,6 +130,9 @@ class Model:
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Model:
+        from dualnet.functional import Functional
+        from dualnet.sequential import Sequential
+
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             cls = Functional  # Model(inputs, outputs) is a functional model, as in Keras
         self = object.__new__(cls)
@@ -530,6 +531,8 @@ class Model:
         if not isinstance(config, dict):
             raise bad_type("config", config, "a dict from get_config()", where=cls.__name__)
         if cls is Model:
+            from dualnet.functional import Functional
+
             return Functional.from_config(config, custom_objects)
         try:
             return cls(**config)
@@ -648,6 +651,8 @@ class Model:
             positions: relative column ends, default ``[0.45, 0.80, 1.0]`` as Keras.
             print_fn: called once with the whole text (default: ``print``).
         """
+        from dualnet.summary import summary_text
+
         text = summary_text(self, line_length=line_length, positions=positions)
         if print_fn is None:
             print(text, end="")
@@ -723,533 +728,19 @@ def _to_numpy_tree(out: Any) -> Any:
     return to_numpy(out)
 
 
-# --------------------------------------------------------------------------------------------
-# Sequential
-
-
-class Sequential(Model):
-    """A plain stack of layers, each feeding the next (Keras's ``keras.Sequential``).
-
-    Args:
-        layers: layers in order; the first may be ``dn.Input(shape)`` (or a layer given
-            ``input_shape=``), which builds the model at construction on the active backend.
-            Without it the model is built on its first call.
-        name: default ``sequential``, ``sequential_1``, ...
-    """
-
-    def __init__(self, layers: Sequence[Any] | None = None, name: str | None = None):
-        super().__init__(name=name)
-        object.__setattr__(self, "_layers", [])
-        object.__setattr__(self, "_input_layer", None)
-        if layers is not None:
-            if not isinstance(layers, list | tuple):
-                raise bad_type("layers", layers, "a list of layers", where=self._where())
-            for item in layers:
-                self._add(item)
-        self._maybe_build()
-
-    @property
-    def layers(self) -> list[Layer]:
-        return list(self._layers)
-
-    def _input_layers(self) -> list[InputLayer]:
-        return [] if self._input_layer is None else [self._input_layer]
-
-    def _add(self, item: Any) -> None:
-        if isinstance(item, SymbolicTensor):
-            item = item.history[0]
-        if isinstance(item, Model):
-            raise TypeError(f"{self._where()}: nesting models is not supported; add its layers.")
-        if not isinstance(item, Layer):
-            raise bad_type("layer", item, "a dualnet layer or dn.Input(...)", where=self._where())
-        if isinstance(item, InputLayer):
-            if self._layers or self._input_layer is not None:
-                raise ValueError(f"{self._where()}: an Input must come first, and only once.")
-            object.__setattr__(self, "_input_layer", item)
-            return
-        if any(layer.name == item.name for layer in self._layers):
-            raise ValueError(
-                f"All layers added to a Sequential model should have unique names. Name "
-                f"{item.name!r} is already the name of a layer in this model. Update the `name` "
-                "argument to pass a unique name."
-            )
-        if item in self._layers:
-            raise ValueError(f"{self._where()}: layer {item.name!r} is already in the model.")
-        if not self._layers and self._input_layer is None and item._input_shape_arg is not None:
-            # Keras: a first layer given input_shape makes an implicit Input.
-            object.__setattr__(
-                self, "_input_layer", InputLayer(item._input_shape_arg, dtype=item.dtype)
-            )
-        self._layers.append(item)
-
-    def add(self, layer: Any) -> None:
-        """Append a layer (or ``dn.Input`` first); a built model builds the new layer too."""
-        if self.built and (isinstance(layer, SymbolicTensor | InputLayer)):
-            raise ValueError(f"{self._where()}: cannot add an Input to a built model.")
-        before = (list(self._layers), self._input_layer)
-        self._add(layer)
-        try:
-            if self.built:
-                self._realise(self._build_input_shape, self._backend)
-            else:
-                self._maybe_build()
-        except BaseException:
-            object.__setattr__(self, "_layers", before[0])
-            object.__setattr__(self, "_input_layer", before[1])
-            raise
-
-    def _maybe_build(self) -> None:
-        if self._input_layer is not None and self._layers:
-            self._realise(self._input_layer.input_shape, get_backend())
-
-    def _realise(self, input_shape: tuple, backend: str) -> None:
-        foreign = [layer.name for layer in self._layers if layer.backend not in (None, backend)]
-        if foreign:
-            raise ValueError(
-                f"{self._where()}: layers {foreign} are built on another backend than {backend!r}."
-            )
-        shape = tuple(input_shape)
-        for layer in self._layers:  # every shape is checked before anything is realised
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-        for layer in self._layers:
-            layer._realise(backend)
-        if self._input_layer is not None:
-            self._input_layer._realise(backend)
-        native = backend_module(backend).models.sequential(self, tuple(input_shape))
-        object.__setattr__(self, "_build_input_shape", tuple(input_shape))
-        object.__setattr__(self, "_backend", backend)
-        object.__setattr__(self, "_native", native)
-
-    def input_dtype(self) -> str:
-        if self._input_layer is not None:
-            return self._input_layer.dtype
-        if self._layers and self._layers[0].integer_input:
-            return "int32"  # ids for an Embedding (Keras's Embedding casts to int32 too)
-        return self._layers[0].dtype if self._layers else FLOATX
-
-    def _first_call(self, tensors: list[Any], single: bool, backend: str,
-                    training: bool = False) -> Any:  # fmt: skip
-        if not self._layers:
-            raise ValueError(f"{self._where()} has no layers.")
-        self._layers[0].check_input_shape(tuple(tensors[0].shape))
-        self._realise((None, *tuple(tensors[0].shape)[1:]), backend)
-        return self(tensors[0], training=training)
-
-    def _prepare(self, tensors: list[Any], core: Any) -> list[Any]:
-        t = _to_input_dtype(tensors[0], self.input_dtype(), core, self._where())
-        shape = tuple(t.shape)
-        # The first layer's own check gives the most specific message ("Dense 'dense' expects
-        # inputs with last dimension 3, ..."); then the whole build shape is compared.
-        self._layers[0].check_input_shape(shape)
-        expected = self._build_input_shape
-        if len(shape) != len(expected) or any(
-            e is not None and e != s for e, s in zip(expected[1:], shape[1:], strict=True)
-        ):
-            raise ValueError(
-                f"{self._where()} expects inputs of shape {format_shape(expected)}, got shape "
-                f"{shape}."
-            )
-        return [t]
-
-    def _run(self, tensors: list[Any], single: bool, training: bool) -> Any:
-        return _ops.package(self._backend).models.call(self._native, tensors, True, training)
-
-    def _graph(self) -> list[tuple[Layer, list[Layer], tuple | None]]:
-        out: list[tuple[Layer, list[Layer], tuple | None]] = []
-        previous: list[Layer] = []
-        if self._input_layer is not None:
-            out.append((self._input_layer, [], self._input_layer.input_shape))
-            previous = [self._input_layer]
-        for layer in self._layers:
-            out.append((layer, previous, layer.output_shape))
-            previous = [layer]
-        return out
-
-    def build(self, input_shape: Any) -> None:
-        """Build for inputs of ``input_shape`` (batch dimension included), as Keras."""
-        if self.built:
-            return
-        if not isinstance(input_shape, tuple | list) or len(input_shape) < 1:
-            raise bad_type("input_shape", input_shape, "a tuple including the batch dimension",
-                           where=self._where())  # fmt: skip
-        if not self._layers:
-            raise ValueError(f"{self._where()} has no layers.")
-        self._realise((None, *tuple(input_shape)[1:]), get_backend())
-
-    def get_config(self) -> dict[str, Any]:
-        layers = [_layers.serialize(layer) for layer in self._layers]
-        if self._input_layer is not None:
-            layers.insert(0, _layers.serialize(self._input_layer))
-        return {
-            "name": self.name,
-            "layers": layers,
-            "build_input_shape": (
-                None if self._build_input_shape is None else list(self._build_input_shape)
-            ),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: dict | None = None) -> Sequential:
-        if not isinstance(config, dict) or "layers" not in config:
-            raise bad_value("config", config, "a dict from Sequential.get_config()")
-        layers = [_layers.get(c, custom_objects) for c in config["layers"]]
-        model = cls(layers, name=config.get("name"))
-        shape = config.get("build_input_shape")
-        if shape is not None and not model.built:
-            model.build(tuple(shape))
-        return model
-
-
-# --------------------------------------------------------------------------------------------
-# Functional
-
-
-def _as_list(value: Any, argument: str, where: str) -> tuple[list[SymbolicTensor], bool]:
-    single = isinstance(value, SymbolicTensor)
-    items = [value] if single else value
-    if (
-        not isinstance(items, list | tuple)
-        or not items
-        or not all(isinstance(t, SymbolicTensor) for t in items)
-    ):
-        raise bad_type(argument, value, "a tensor from dn.Input / a layer call, or a list of them",
-                       where=where)  # fmt: skip
-    return list(items), single
-
-
-class Functional(Model):
-    """A model defined by calling layers on ``dn.Input`` tensors (``dn.Model(inputs, outputs)``).
-
-    Args:
-        inputs: a ``dn.Input(...)`` tensor or a list of them.
-        outputs: the tensor(s) the model returns, computed from ``inputs`` by layer calls.
-        name: default ``functional``, ``functional_1``, ...
-    """
-
-    def __init__(self, inputs: Any, outputs: Any, name: str | None = None):
-        where = "Model"
-        ins, single_in = _as_list(inputs, "inputs", where)
-        outs, single_out = _as_list(outputs, "outputs", where)
-        for t in ins:
-            if not isinstance(t.history[0], InputLayer):
-                raise ValueError(
-                    f"Model: inputs must be tensors returned by dn.Input(...); {t.name!r} is the "
-                    f"output of layer {t.history[0].name!r}."
-                )
-        nodes = _collect_nodes(outs, ins)
-        layers = [t.history[0] for t in ins]
-        for node in nodes:
-            if node.layer not in layers:
-                layers.append(node.layer)
-        names: dict[str, Layer] = {}
-        for layer in layers:
-            if names.setdefault(layer.name, layer) is not layer:
-                raise ValueError(
-                    f"Model: the name {layer.name!r} is used by more than one layer; layer names "
-                    "must be unique within a model."
-                )
-        super().__init__(name=name if name is not None else None)
-        object.__setattr__(self, "_inputs", ins)
-        object.__setattr__(self, "_outputs", outs)
-        object.__setattr__(self, "_single", (single_in, single_out))
-        object.__setattr__(self, "_nodes", nodes)
-        object.__setattr__(self, "_layers", layers)
-        self._realise(get_backend())
-
-    @property
-    def layers(self) -> list[Layer]:
-        return list(self._layers)
-
-    @property
-    def inputs(self) -> list[SymbolicTensor]:
-        return list(self._inputs)
-
-    @property
-    def outputs(self) -> list[SymbolicTensor]:
-        return list(self._outputs)
-
-    def _input_layers(self) -> list[InputLayer]:
-        return [t.history[0] for t in self._inputs]
-
-    def _split_inputs(self, inputs: Any) -> tuple[list[Any], bool]:
-        xs, _ = super()._split_inputs(inputs)
-        return xs, self._single[0]
-
-    def _realise(self, backend: str) -> None:
-        foreign = [layer.name for layer in self._layers if layer.backend not in (None, backend)]
-        if foreign:
-            raise ValueError(
-                f"{self._where()}: layers {foreign} are built on another backend than {backend!r}."
-            )
-        for layer in self._layers:
-            layer._realise(backend)
-        ids = {}
-        for t in self._inputs:
-            ids.setdefault(id(t), len(ids))
-        plan = []
-        for node in self._nodes:
-            kwargs = {k: _symbolic.template(v, ids) for k, v in node.kwargs.items()}
-            for t in node.outputs:
-                ids.setdefault(id(t), len(ids))
-            plan.append((node.layer, [ids[id(t)] for t in node.inputs],
-                         [ids[id(t)] for t in node.outputs], kwargs))  # fmt: skip
-        native = backend_module(backend).models.functional(
-            self, plan, [ids[id(t)] for t in self._inputs], [ids[id(t)] for t in self._outputs]
-        )
-        object.__setattr__(self, "_backend", backend)
-        object.__setattr__(self, "_native", native)
-        object.__setattr__(self, "_build_input_shape", [t.shape for t in self._inputs])
-
-    def _run(self, tensors: list[Any], single: bool, training: bool) -> Any:
-        models = _ops.package(self._backend).models
-        return models.call(self._native, tensors, self._single[0], training)
-
-    def _graph(self) -> list[tuple[Layer, list[Layer], tuple | None]]:
-        out = [(layer, [], layer.input_shape) for layer in self._input_layers()]
-        for node in self._nodes:
-            out.append((node.layer, [t.history[0] for t in node.parents], node.outputs[0].shape))
-        return out
-
-    def _node_indices(self) -> dict[int, int]:
-        """Per node (by id): the index of that call among the layer's calls in this model."""
-        counts: dict[int, int] = {}
-        out = {}
-        for node in self._nodes:
-            out[id(node)] = counts.get(id(node.layer), 0)
-            counts[id(node.layer)] = out[id(node)] + 1
-        return out
-
-    def _tensor_ref(self, t: SymbolicTensor) -> list[Any]:
-        layer = t.history[0]
-        if isinstance(layer, InputLayer):
-            return [layer.name, 0, 0]
-        index = self._node_indices()
-        for node in self._nodes:
-            if any(o is t for o in node.outputs):
-                return [layer.name, index[id(node)], node.outputs.index(t)]
-        raise AssertionError("tensor not produced in this model")  # unreachable by construction
-
-    def _node_config(self, node: _layers.Node) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "layer": node.layer.name,
-            "args": [self._tensor_ref(t) for t in node.inputs],
-        }
-        if node.kwargs:
-            config["kwargs"] = {k: self._kwarg_ref(v) for k, v in node.kwargs.items()}
-        return config
-
-    def _kwarg_ref(self, value: Any) -> Any:
-        """A call argument in a config: ``{"tensor": ref}`` for a tensor, a list of those for a
-        list, the option itself otherwise."""
-        if isinstance(value, SymbolicTensor):
-            return {"tensor": self._tensor_ref(value)}
-        if isinstance(value, list | tuple) and any(isinstance(v, SymbolicTensor) for v in value):
-            return [self._kwarg_ref(v) for v in value]
-        return value
-
-    def _is_chain(self) -> bool:
-        """Keras's "sequential-like" test: at most one node per depth, one input per node."""
-        if any(len(node.parents) > 1 for node in self._nodes):
-            return False  # a merge (several input tensors) is a branching graph for Keras too
-        depth: dict[int, int] = {}
-        for node in reversed(self._nodes):
-            d = depth.setdefault(id(node), 0)
-            for t in node.parents:
-                parent = _producer(self._nodes, t)
-                key = id(parent) if parent is not None else id(t.history[0])
-                depth[key] = max(depth.get(key, 0), d + 1)
-        for t in self._outputs:  # an Input returned directly is a depth-0 node too
-            if isinstance(t.history[0], InputLayer):
-                depth.setdefault(id(t.history[0]), 0)
-        for layer in self._input_layers():
-            depth.setdefault(id(layer), 0)
-        by_depth: dict[int, int] = {}
-        for d in depth.values():
-            by_depth[d] = by_depth.get(d, 0) + 1
-        return all(n == 1 for n in by_depth.values())
-
-    def _summary_rows(self) -> tuple[list[list[str]], bool]:
-        chain = self._is_chain()
-        rows = []
-        for layer in self._layers:
-            nodes = [n for n in self._nodes if n.layer is layer]
-            shape = (
-                layer.input_shape if isinstance(layer, InputLayer) else nodes[-1].outputs[0].shape
-            )
-            row = [f"{layer.name} ({type(layer).__name__})", format_shape(shape),
-                   _param_text(layer)]  # fmt: skip
-            if not chain:
-                refs = ["{}[{}][{}]".format(*self._tensor_ref(t)) for n in nodes for t in n.parents]
-                row.append(", ".join(refs) if refs else "-")
-            rows.append(row)
-        return rows, chain
-
-    def get_config(self) -> dict[str, Any]:
-        def refs(tensors: list[SymbolicTensor], single: bool) -> list[Any]:
-            out = [self._tensor_ref(t) for t in tensors]
-            return out[0] if single else out
-
-        return {
-            "name": self.name,
-            "layers": [_layers.serialize(layer) for layer in self._layers],
-            "nodes": [self._node_config(n) for n in self._nodes],
-            "input_layers": refs(self._inputs, self._single[0]),
-            "output_layers": refs(self._outputs, self._single[1]),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: dict | None = None) -> Model:
-        keys = {"name", "layers", "nodes", "input_layers", "output_layers"}
-        if not isinstance(config, dict) or not keys <= set(config):
-            raise bad_value("config", config, "a dict from a functional model's get_config()")
-        layers = {}
-        for c in config["layers"]:
-            layer = _layers.get(c, custom_objects)
-            layers[layer.name] = layer
-        tensors: dict[tuple, SymbolicTensor] = {}
-        for layer in layers.values():
-            if isinstance(layer, InputLayer):
-                tensors[(layer.name, 0, 0)] = layer.output
-        counts: dict[str, int] = {}
-        for node in config["nodes"]:
-            layer = layers[node["layer"]]
-            args = [tensors[tuple(ref)] for ref in node["args"]]
-            k = counts.get(layer.name, 0)
-            counts[layer.name] = k + 1
-
-            def arg(value: Any) -> Any:
-                if isinstance(value, dict) and set(value) == {"tensor"}:
-                    return tensors[tuple(value["tensor"])]
-                if isinstance(value, list) and value and isinstance(value[0], dict):
-                    return [arg(v) for v in value]
-                return value
-
-            kwargs = {key: arg(v) for key, v in node.get("kwargs", {}).items()}
-            out = layer(args if layer.multi_input else args[0], **kwargs)
-            for i, t in enumerate(out if isinstance(out, list) else [out]):
-                tensors[(layer.name, k, i)] = t
-
-        def pick(refs: list[Any]) -> Any:
-            if refs and isinstance(refs[0], str):
-                return tensors[tuple(refs)]
-            return [tensors[tuple(r)] for r in refs]
-
-        return Model(pick(config["input_layers"]), pick(config["output_layers"]),
-                     name=config["name"])  # fmt: skip
-
-    def _after_clone(self, clone: Model) -> None:
-        pass  # the config holds every name
-
-    def build(self, input_shape: Any) -> None:
-        pass  # always built at construction
-
-
-def _producer(nodes: list[_layers.Node], t: SymbolicTensor) -> _layers.Node | None:
-    for node in nodes:
-        if any(o is t for o in node.outputs):
-            return node
-    return None
-
-
-def _collect_nodes(
-    outputs: list[SymbolicTensor], inputs: list[SymbolicTensor]
-) -> list[_layers.Node]:
-    """The layer calls between ``inputs`` and ``outputs``, in execution (topological) order."""
-    input_ids = {id(t) for t in inputs}
-    order: list[_layers.Node] = []
-    done: set[int] = set()
-
-    def visit(t: SymbolicTensor, path: tuple[str, ...]) -> None:
-        if id(t) in input_ids:
-            return
-        layer, node_index, _ = t.history
-        if isinstance(layer, InputLayer):
-            raise ValueError(
-                f"Output {path[0]!r} is not connected to `inputs`: it depends on Input "
-                f"{layer.name!r}, which is not among the model's inputs."
-            )
-        node = layer._inbound_nodes[node_index]
-        if id(node) in done:
-            return
-        for parent in node.parents:
-            visit(parent, path)
-        done.add(id(node))
-        order.append(node)
-
-    for t in outputs:
-        visit(t, (t.name,))
-    return order
-
-
-# --------------------------------------------------------------------------------------------
-# Summary text
-
-
-def summary_text(
-    model: Model, *, line_length: int | None = None, positions: Sequence[float] | None = None
-) -> str:
-    """The text of :meth:`Model.summary`: Keras 3's table, rendered without colours."""
-    import rich.console
-    import rich.markup
-    import rich.table
-
-    rows, chain = model._summary_rows()
-    if chain:
-        default_length, default_positions = 88, [0.45, 0.80, 1.0]
-        header = ["Layer (type)", "Output Shape", "Param #"]
-        alignment = ["left", "left", "right"]
-    else:
-        default_length, default_positions = 108, [0.3, 0.56, 0.74, 1.0]
-        header = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
-        alignment = ["left", "left", "right", "left"]
-    # Keras's widths: the default length, narrowed to the terminal (minus 4).
-    default_length = min(default_length, shutil.get_terminal_size().columns - 4)
-    if line_length is None:
-        line_length = default_length
-    if isinstance(line_length, bool) or not isinstance(line_length, int) or line_length <= 0:
-        raise bad_value("line_length", line_length, "a positive int", where="summary")
-    positions = list(positions or default_positions)
-    if positions[-1] <= 1:
-        positions = [int(p * line_length) for p in positions]
-    widths, current = [], 0
-    for pos in positions:
-        width = int(pos) - current
-        if width < 4:
-            raise ValueError("Insufficient console width to print summary.")
-        widths.append(width)
-        current += width
-    columns = [rich.table.Column(h, justify=a, width=w)
-               for h, a, w in zip(header, alignment, widths, strict=False)]  # fmt: skip
-    table = rich.table.Table(*columns, width=line_length, show_lines=True)
-    for row in rows:
-        table.add_row(*[rich.markup.escape(cell) for cell in row])
-
-    weights = model.weights
-    trainable = [w for w in weights if w.trainable]
-    frozen = [w for w in weights if not w.trainable]
-
-    def line(label: str, ws: list[WeightInfo]) -> str:
-        count = sum(w.size for w in ws)
-        size = sum(w.size * numpy_dtype(w.dtype).itemsize for w in ws)
-        return f" {label}: {count:,} ({_readable_size(size)})"
-
-    console = rich.console.Console(
-        highlight=False, force_terminal=False, color_system=None, width=max(line_length, 80)
-    )
-    with console.capture() as capture:
-        console.print(f'Model: "{rich.markup.escape(model.name)}"')
-        console.print(table)
-        console.print(line("Total params", weights))
-        console.print(line("Trainable params", trainable))
-        console.print(line("Non-trainable params", frozen))
-    return capture.get()
-
-
-def _readable_size(size: float) -> str:
-    """Keras's ``readable_memory_size``: ``104.00 B``, ``1.50 KB``, ..."""
-    for unit in ["B", "KB", "MB", "GB", "TB", "PB"]:
-        if size / 1024 < 1:
-            return f"{size:.2f} {unit}"
-        size /= 1024
-    return f"{size:.2f} PB"
+# Sequential and Functional live in their own modules (they subclass Model): resolved on first
+# use (PEP 562), so importing either module first works.
+def __getattr__(name: str) -> Any:
+    if name == "Sequential":
+        from dualnet.sequential import Sequential
+
+        return Sequential
+    if name == "Functional":
+        from dualnet.functional import Functional
+
+        return Functional
+    if name == "summary_text":
+        from dualnet.summary import summary_text
+
+        return summary_text
+    raise AttributeError(f"module 'dualnet.models' has no attribute {name!r}")
