@@ -28,9 +28,9 @@ from dualnet.dtypes import FLOAT_DTYPES, FLOATX
 from dualnet.errors import bad_type, bad_value, check_real, unknown_name
 
 __all__ = [
-    "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "leaky_relu", "linear",
-    "log_softmax", "mish", "relu", "relu6", "selu", "serialize", "sigmoid", "silu", "softmax",
-    "softplus", "softsign", "swish", "tanh",
+    "elu", "exponential", "gelu", "gelu_tanh", "get", "hard_sigmoid", "hard_silu", "leaky_relu",
+    "linear", "log_softmax", "mish", "relu", "relu6", "selu", "serialize", "sigmoid", "silu",
+    "softmax", "softplus", "softsign", "swish", "tanh",
 ]  # fmt: skip
 
 DEFAULT_LEAKY_RELU_SLOPE = 0.2
@@ -115,6 +115,12 @@ def gelu(x, approximate: bool = False):
     return _nn().gelu(_float(x), approximate)
 
 
+def gelu_tanh(x):
+    """GELU's tanh form, ``gelu(x, approximate=True)`` (torch's ``GELU(approximate="tanh")``),
+    under a name of its own so that a layer using it has a config (and can be saved)."""
+    return gelu(x, approximate=True)
+
+
 def silu(x):
     """Sigmoid-weighted linear unit (swish), ``x·σ(x)``."""
     return _nn().silu(_float(x))
@@ -181,7 +187,8 @@ def log_softmax(x, axis: int = DEFAULT_SOFTMAX_AXIS):
 
 _REGISTRY: dict[str, Callable[..., Any]] = {
     "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "relu6": relu6, "leaky_relu": leaky_relu,
-    "elu": elu, "selu": selu, "gelu": gelu, "silu": silu, "swish": silu, "softplus": softplus,
+    "elu": elu, "selu": selu, "gelu": gelu, "gelu_tanh": gelu_tanh, "silu": silu, "swish": silu,
+    "softplus": softplus,
     "softsign": softsign, "hard_sigmoid": hard_sigmoid, "hard_silu": hard_silu,
     "hard_swish": hard_silu, "mish": mish, "exponential": exponential, "linear": linear,
     "softmax": softmax, "log_softmax": log_softmax,

@@ -75,13 +75,6 @@ def _identity(rank: int) -> tuple[int, ...]:
 # -- element-wise ----------------------------------------------------------------------------
 
 
-def gelu_tanh(x: Any) -> Any:
-    """torch's ``GELU(approximate="tanh")``: ``0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))``."""
-    from dualnet import activations
-
-    return activations.gelu(x, approximate=True)
-
-
 def activation(cv: Converter, x: Any, kind: str, **params: Any) -> Tensor:
     """An element-wise activation layer on ``x`` (the layout is kept)."""
     x = tensor(x)
@@ -100,7 +93,7 @@ def activation(cv: Converter, x: Any, kind: str, **params: Any) -> Tensor:
             raise Unsupported(f"approximate={approximate!r}; supported: 'none', 'tanh'")
         # torch's "none" is the exact erf form, dualnet's gelu default; "tanh" is the same
         # formula as dualnet's approximate=True.
-        layer = cv.layer(layers.Activation, "gelu" if approximate == "none" else gelu_tanh)
+        layer = cv.layer(layers.Activation, "gelu" if approximate == "none" else "gelu_tanh")
     elif kind == "softplus":
         beta, threshold = params.get("beta", 1.0), params.get("threshold", 20.0)
         if beta != 1:

@@ -19,8 +19,10 @@ agree. dualnet draws every mask and every noise tensor itself, on the host, with
   :func:`standard_normal` for the Gaussian ones are the definition of the noise, and the float64
   reference uses them too. Every training call advances the count by one, even where the layer
   is the identity (rate 0), so the sequence does not depend on the rate; inference calls draw
-  nothing and leave the count alone. A copy starts again at call 0 (the count is not config),
-  and a training step that fails after the forward pass (a non-finite loss) has used its index.
+  nothing and leave the count alone. A copy from ``from_config`` starts again at call 0 (the
+  count is not config); ``model.to_backend`` carries the count over (runtime state), so the twin
+  draws the next mask the original would. A training step that fails after the forward pass (a
+  non-finite loss) has used its index.
 * Consequently two layers with the same seed, one on torch and one on TensorFlow, apply the same
   masks call by call, and a model trained step by step on both backends sees the same masks at
   every step.

@@ -69,6 +69,10 @@ def gelu(x, approximate=False):
     return 0.5 * x * _erfc(-x / math.sqrt(2.0))
 
 
+def gelu_tanh(x):
+    return gelu(x, approximate=True)
+
+
 def softplus(x):
     x = _f64(x)
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
