@@ -1,5 +1,6 @@
-"""The ``dualnet`` command line: ``dualnet parity`` runs the parity catalogue, ``dualnet bench``
-the benchmarks (``dualnet bench --help``), ``dualnet plot`` draws the figures."""
+"""The ``dualnet`` command line: ``dualnet check PATH`` checks that a model gives the same numbers
+on torch and tf.keras, ``dualnet parity`` runs the parity catalogue, ``dualnet bench`` the
+benchmarks (``dualnet bench --help``), ``dualnet plot`` draws the figures."""
 
 from __future__ import annotations
 
@@ -103,6 +104,55 @@ def _workers(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1 or 'auto'") from None
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    """``--input-shape``'s value: comma-separated positive ints, e.g. ``3,32,32``."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers separated by "
+                                         "commas, e.g. 3,32,32 (no batch dimension)")  # fmt: skip
+    return shape
+
+
+# Exit statuses of `dualnet check`.
+CHECK_PASS, CHECK_MISMATCH, CHECK_UNSUPPORTED, CHECK_ERROR = 0, 1, 2, 3
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Check one model; 0 pass, 1 mismatch, 2 unsupported model, 3 any other error."""
+    from dualnet.errors import UnsupportedModelError
+    from dualnet.parity.check import check_model
+
+    shapes = args.input_shape
+    try:
+        report = check_model(
+            args.path, args.inputs, weights=args.weights,
+            input_shape=None if not shapes else shapes[0] if len(shapes) == 1 else shapes,
+            input_dtype=args.input_dtype, batch_size=args.batch_size, seed=args.seed,
+            sequence_length=args.sequence_length, training=not args.no_training,
+            search_path=args.search_path,
+        )  # fmt: skip
+    except UnsupportedModelError as exc:
+        n = len(exc.problems)
+        print(f"dualnet check: {args.path}: unsupported model ({n} "
+              f"problem{'' if n == 1 else 's'}):", file=sys.stderr)  # fmt: skip
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return CHECK_UNSUPPORTED
+    except (OSError, ValueError, TypeError, ImportError, AttributeError, RuntimeError) as exc:
+        # A missing file, a bad argument, a module that fails to import, a file Keras or
+        # torch cannot read: one clear line, no traceback.
+        print(f"dualnet check: {args.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return CHECK_ERROR
+    print(report.table(failures_only=args.failures_only))
+    if args.json:
+        report.to_json(args.json)
+        print(f"wrote {args.json}")
+    return CHECK_PASS if report.ok else CHECK_MISMATCH
+
+
 _FIGURES = ("activations", "training", "gradients")
 
 
@@ -128,6 +178,41 @@ def _plot(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dualnet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "check", help="check a model gives the same outputs and gradients on torch and tf.keras "
+        "(exit 0 pass, 1 mismatch, 2 unsupported model, 3 other error)",
+        description="Import a model, build its twin on the other framework, run both and the "
+        "float64 reference in inference and training mode, and compare every layer's output "
+        "and every weight's gradient against derived tolerances. Exit status: 0 pass (kink "
+        "flips included), 1 mismatch, 2 unsupported model (every problem listed), 3 any other "
+        "error; argparse's usage errors exit 2 as well.",
+    )  # fmt: skip
+    p.add_argument("path", metavar="PATH",
+                   help="a .keras file, a dualnet .safetensors file, or a torch "
+                   "'package.module:factory' that returns the nn.Module")  # fmt: skip
+    p.add_argument("--inputs", metavar="FILE.npz",
+                   help="inputs (np.load, allow_pickle=False): one array, or one per model input "
+                   "(by input name, else in order); default: seeded random inputs")  # fmt: skip
+    p.add_argument("--json", metavar="PATH", help="also write the whole report as JSON")
+    p.add_argument("--weights", metavar="FILE", help="torch factories: a state_dict loaded "
+                   "with torch.load(weights_only=True)")  # fmt: skip
+    p.add_argument("--input-shape", type=_shape, action="append", metavar="D1,D2,...",
+                   help="torch factories: the input shape without the batch, e.g. 3,32,32 "
+                   "(repeat for several inputs; not needed with --inputs)")  # fmt: skip
+    p.add_argument("--input-dtype", default="float32", help="torch factories: the example "
+                   "inputs' dtype (int64 for token ids)")  # fmt: skip
+    p.add_argument("--path", dest="search_path", action="append", metavar="DIR",
+                   help="torch factories: a directory to import the module from (repeatable; "
+                   "the current directory is always searched)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=8, help="random inputs' batch (default 8)")
+    p.add_argument("--sequence-length", type=int, default=8, help="random inputs' length "
+                   "where the model leaves one open (default 8)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and of the "
+                   "gradient's projection (default 0)")  # fmt: skip
+    p.add_argument("--no-training", action="store_true", help="inference mode only")
+    p.add_argument("--failures-only", action="store_true",
+                   help="print only the rows that fail (and the verdict)")  # fmt: skip
+    p.set_defaults(func=_check)
     p = sub.add_parser("parity", help="run the parity catalogue (torch vs tf.keras vs float64)")
     p.add_argument("-k", help="select cases like pytest -k, e.g. 'relu and float32'")
     p.add_argument("--json", metavar="PATH", help="also write every measurement as JSON")

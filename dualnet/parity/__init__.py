@@ -6,15 +6,17 @@
 
     print(parity.compare(model, x, y, loss="mse"))      # where do the backends part ways?
     print(parity.compare_training(model, x, y, loss="mse", optimizer="adam", steps=100))
+    print(parity.check_model("model.keras"))            # does it port? (``dualnet check``)
 
 See :mod:`dualnet.parity.cases` (Note [Parity cases]) for what a case is,
 :mod:`dualnet.parity.tolerance` for the tolerance policy and :mod:`dualnet.parity.locate` for
-the divergence locator.
+the divergence locator, :mod:`dualnet.parity.check` for ``check_model``.
 """
 
 from typing import Any
 
 from dualnet.parity.cases import Case, Check, FunctionCase
+from dualnet.parity.check import CheckReport, check_model
 from dualnet.parity.compare import Diff
 from dualnet.parity.compare import compare as compare_arrays
 from dualnet.parity.locate import (
@@ -22,6 +24,7 @@ from dualnet.parity.locate import (
     TrainingReport,
     compare_model,
     compare_training,
+    layer_calls,
     layer_outputs,
 )
 from dualnet.parity.runner import Report, available_devices, run, select
@@ -47,7 +50,8 @@ def compare(*args: Any, **kwargs: Any) -> Any:
 
 
 __all__ = [
-    "Case", "Check", "Diff", "FunctionCase", "Growth", "ModelReport", "Report", "Tolerance",
-    "TrainingReport", "available_devices", "compare", "compare_arrays", "compare_model",
-    "compare_training", "layer_outputs", "run", "select",
+    "Case", "Check", "CheckReport", "Diff", "FunctionCase", "Growth", "ModelReport", "Report",
+    "Tolerance", "TrainingReport", "available_devices", "check_model", "compare",
+    "compare_arrays", "compare_model", "compare_training", "layer_calls", "layer_outputs", "run",
+    "select",
 ]  # fmt: skip

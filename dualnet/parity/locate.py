@@ -50,50 +50,107 @@ from dualnet.errors import bad_type, bad_value
 from dualnet.parity import tolerance as tol
 from dualnet.parity.compare import Diff, compare
 
-__all__ = ["ModelReport", "Row", "TrainingReport", "compare_model", "compare_training",
-           "layer_outputs"]  # fmt: skip
+__all__ = ["LayerCall", "ModelReport", "Row", "TrainingReport", "compare_model",
+           "compare_training", "layer_calls", "layer_outputs"]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- per-layer values
 
 
-def layer_outputs(model: Any, x: Any) -> list[tuple[str, Any]]:
-    """``(label, native output)`` for every layer call of ``model`` on ``x``, in execution
-    order. The label is the layer name, with ``#k`` for the k-th call of a layer used more than
-    once. No gradients are recorded."""
+@dataclass(frozen=True)
+class LayerCall:
+    """One layer call of a model run: ``label`` (the layer name, ``#k`` for the k-th call of a
+    layer used more than once), the layer, its native output (a list for a layer with several
+    outputs) and the labels of the calls whose outputs it read (its parents in the graph)."""
+
+    label: str
+    layer: Any
+    output: Any
+    parents: tuple[str, ...]
+
+
+def _symbolic_value(value: Any, values: dict[int, Any]) -> Any:
+    """A node's call argument with its symbolic tensors replaced by the computed tensors."""
+    from dualnet.layers._symbolic import SymbolicTensor
+
+    if isinstance(value, SymbolicTensor):
+        return values[id(value)]
+    if isinstance(value, list | tuple) and any(isinstance(v, SymbolicTensor) for v in value):
+        return [_symbolic_value(v, values) for v in value]
+    return value
+
+
+def layer_calls(model: Any, x: Any, *, training: bool = False) -> list[LayerCall]:
+    """Every layer call of ``model`` on ``x`` in execution order, with its output and parents.
+
+    A Sequential model runs its layers in turn; a functional model runs every node as
+    ``Functional._run`` does (several inputs for Add/Concatenate, call arguments such as
+    MultiHeadAttention's ``value``/``attention_mask`` or an RNN's ``initial_state``, several
+    outputs, masks travelling with the tensors); a subclassed model runs ``call`` with every
+    eager layer call recorded. ``training=True`` runs the layers in training mode (batch
+    statistics, the next dropout masks: the caller restores moving statistics and runtime
+    state if it needs them unchanged). No gradients are recorded.
+    """
     from dualnet.models import Functional, Sequential
 
+    if not isinstance(training, bool):
+        raise bad_type("training", training, "a bool", where="layer_calls")
     if not model.built:
         model(x)
     backend = model.backend
     core = backend_module(backend).core
     xs, single = model._split_inputs(x)
     tensors = [core.convert_to_tensor(item) for item in xs]
-    calls: list[tuple[Any, Any]] = []
+    calls: list[tuple[Any, Any, tuple[int, ...]]] = []  # (layer, output, parent call indices)
     with use_backend(backend), backend_module(backend).models.inference():
         if isinstance(model, Sequential):
             h = model._prepare(tensors, core)[0]
-            for layer in model.layers:
-                h = layer(h)
-                calls.append((layer, h))
+            for i, layer in enumerate(model.layers):
+                h = layer(h, training=training)
+                calls.append((layer, h, (i - 1,) if i else ()))
         elif isinstance(model, Functional):
             prepared = model._prepare(tensors, core)
             values = {id(t): v for t, v in zip(model.inputs, prepared, strict=True)}
+            producer: dict[int, int] = {}  # symbolic tensor id -> index of the call making it
             for node in model._nodes:
-                out = node.layer(values[id(node.inputs[0])])
-                values[id(node.outputs[0])] = out
-                calls.append((node.layer, out))
+                layer = node.layer
+                args = ([values[id(t)] for t in node.inputs] if layer.multi_input
+                        else values[id(node.inputs[0])])  # fmt: skip
+                kwargs = {k: _symbolic_value(v, values) for k, v in node.kwargs.items()}
+                out = layer(args, training=training, **kwargs)
+                outs = out if len(node.outputs) > 1 else [out]
+                parents = tuple(sorted({producer[id(t)] for t in node.parents
+                                        if id(t) in producer}))  # fmt: skip
+                for t, o in zip(node.outputs, outs, strict=True):
+                    values[id(t)] = o
+                    producer[id(t)] = len(calls)
+                calls.append((layer, out, parents))
         else:  # subclassed: run call() with every eager layer call recorded
             with _layers.tracing() as trace:
-                model.call(tensors[0] if single else tensors)
-            calls = [(layer, out) for layer, _, out in trace]
+                model._call_with_training(tensors[0] if single else tensors, training)
+            made: dict[int, int] = {}
+            for layer, inputs, out in trace:
+                items = inputs if isinstance(inputs, list | tuple) else [inputs]
+                parents = tuple(sorted({made[id(t)] for t in items if id(t) in made}))
+                for o in out if isinstance(out, list) else [out]:
+                    made[id(o)] = len(calls)
+                calls.append((layer, out, parents))
     counts: dict[int, int] = {}
-    labelled = []
-    for layer, out in calls:
+    labels: list[str] = []
+    for layer, _, _ in calls:
         k = counts.get(id(layer), 0)
         counts[id(layer)] = k + 1
-        labelled.append((layer.name if k == 0 else f"{layer.name}#{k}", out))
-    return labelled
+        labels.append(layer.name if k == 0 else f"{layer.name}#{k}")
+    return [LayerCall(label, layer, out, tuple(labels[p] for p in parents))
+            for label, (layer, out, parents) in zip(labels, calls, strict=True)]  # fmt: skip
+
+
+def layer_outputs(model: Any, x: Any, *, training: bool = False) -> list[tuple[str, Any]]:
+    """``(label, native output)`` for every layer call of ``model`` on ``x``, in execution
+    order (:func:`layer_calls` without the graph). The label is the layer name, with ``#k`` for
+    the k-th call of a layer used more than once; a layer with several outputs gives a list.
+    No gradients are recorded."""
+    return [(c.label, c.output) for c in layer_calls(model, x, training=training)]
 
 
 # --------------------------------------------------------------------------------- the report
@@ -279,9 +336,13 @@ def compare_model(model: Any, x: Any, y: Any = None, loss: Any = None, *, other:
                 rows.append(Row(layer=name, kind="weight", name=info.name, shape=va.shape,
                                 diff=compare(vb, va, bound)))  # fmt: skip
         out_b = dict(outs_b)[label]
-        ha, hb = _host(out_a), _host(out_b)
-        rows.append(Row(layer=label, kind="output", name="output", shape=ha.shape,
-                        diff=compare(hb, ha, bound)))  # fmt: skip
+        several = isinstance(out_a, list)  # a layer with several outputs: one row each
+        for i, (oa, ob) in enumerate(zip(*(o if several else [o] for o in (out_a, out_b)),
+                                         strict=True)):  # fmt: skip
+            ha, hb = _host(oa), _host(ob)
+            name = f"output:{i}" if several else "output"
+            rows.append(Row(layer=label, kind="output", name=name, shape=ha.shape,
+                            diff=compare(hb, ha, bound)))  # fmt: skip
     if y is not None:
         la, ga = _training.value_and_gradients(a, x_host, y, loss)
         lb, gb = _training.value_and_gradients(b, x_host, y, loss)
