@@ -130,13 +130,17 @@ def model_forward(
     weights: Sequence[np.ndarray],
     *,
     training: bool = False,
-    call: int = 0,
+    call: int | None = 0,
     with_mask: bool = False,
+    on_call: Callable[[Any, list[Any]], None] | None = None,
 ) -> tuple[Any, ...]:
     """float64 forward of a dualnet Sequential or functional model, layer by layer from the
     references, with ``weights`` in the order of ``model.get_weights()``. ``call`` is the index
     of this training call for layers that draw portable noise (dropout: call ``k`` of a layer
-    uses the ``k``-th mask), passed to the references that take it.
+    uses the ``k``-th mask), passed to the references that take it; ``None`` takes each layer's
+    own count of training calls (its runtime state), as the layer's next call would.
+    ``on_call(layer, outputs)`` is called after every layer call, in execution order, with the
+    list of that call's float64 outputs (per-layer values for ``dualnet check``).
 
     Returns the output and the weights after the call (non-trainable ones updated where a layer
     in training mode updates them; a frozen layer whose class says so runs inference), and with
@@ -157,8 +161,9 @@ def model_forward(
     def apply(layer: Any, inputs: Any, mask: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
         mode = training and (layer.trainable or not layer.frozen_means_inference)
         weights = named.get(id(layer), {})
+        index = int(layer.get_runtime_state().get("_training_calls", 0)) if call is None else call
         out, out_mask, state = call_layer(layer, inputs, weights, training=mode, mask=mask,
-                                          call=call, **kwargs)  # fmt: skip
+                                          call=index, **kwargs)  # fmt: skip
         if state:
             named[id(layer)].update({k: np.asarray(v, np.float64) for k, v in state.items()})
         return out, out_mask
@@ -193,6 +198,8 @@ def model_forward(
             out_masks = out_mask if isinstance(out_mask, list) else [out_mask] * len(outs)
             for t, o, m in zip(node.outputs, outs, out_masks, strict=True):
                 values[id(t)] = (o, m)
+            if on_call is not None:
+                on_call(node.layer, list(outs))
         results = [values[id(t)] for t in model._outputs]
         out = results[0][0] if model._single[1] else [r[0] for r in results]
         out_mask = results[0][1] if model._single[1] else [r[1] for r in results]
@@ -200,6 +207,8 @@ def model_forward(
         out, out_mask = f64(x), None
         for layer in model.layers:
             out, out_mask = apply(layer, out, out_mask, {})
+            if on_call is not None:
+                on_call(layer, [out])
     new = [named[id(layer)][s.name] for layer in layers for s in layer.weight_specs]
     if with_mask:
         return out, new, out_mask
