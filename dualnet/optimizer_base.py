@@ -55,6 +55,23 @@ class _Runtime:
         self.natives = natives  # torch tensors / tf.Variables (keras.Variable unwrapped)
         self.slots = slots
         self.iterations = 0
+        self.scratch = backend.scratch()  # buffers reused between updates (torch)
+        self.weight_ids = {id(v) for v in natives}
+        self.units: dict[tuple[tuple[int, ...], bool], list[_Unit]] = {}  # Optimizer._units
+
+
+class _Unit:
+    """Variables updated together (:meth:`Optimizer._units`): their positions among the
+    gradients given (``members``) and among the variables (``indices``), the compute dtype's
+    name, the variables and their slots, and whether the backend defers the group's
+    operations (Note [Deferred updates] in ``backends/torch/optimizers.py``)."""
+
+    def __init__(self, rt: _Runtime, B: ModuleType, members: list[int], indices: list[int],
+                 dtype: str, grouped: bool):  # fmt: skip
+        self.members, self.indices, self.dtype = members, indices, dtype
+        self.weights = [rt.natives[i] for i in indices]
+        self.slots = {name: [vs[i] for i in indices] for name, vs in rt.slots.items()}
+        self.deferred = grouped and B.defers(self.weights)
 
 
 def _backend_of(params: list[Any]) -> str:
@@ -244,7 +261,10 @@ class Optimizer:
         k = self._coefficients(rt.iterations)
         with B.no_grad():
             variables, values = self._new_values(B, active, gs, lambda dtype: k)
-            B.assign_all(variables, values)
+            # Per unit the weights, then the slots, which only the optimizer holds (so the
+            # backend may hand them new buffers instead of copying into them).
+            owned = [id(vs[0]) not in rt.weight_ids for vs in variables]
+            B.assign_groups(variables, values, rt.scratch, owned)
         rt.iterations += 1
 
     def _gradient(self, B: ModuleType, g: Any, i: int) -> Any:
@@ -268,28 +288,25 @@ class Optimizer:
         before anything is written. ``coefficients(dtype)`` gives the step's scalars: Python
         floats eagerly, 0-d tensors in a compiled step. ``grouped``: the rule runs once per
         compute dtype on a group of tensors (Note [Multi-tensor updates] in
-        ``backends/torch/optimizers.py``); else once per variable on plain tensors, which is
-        what a tracer needs (its compiler fuses the per-variable ops itself)."""
-        rt = self._rt
+        ``backends/torch/optimizers.py``), and the result is one list of variables per group
+        and the groups, for ``B.assign_groups`` (which may run deferred operations first: Note
+        [Deferred updates]); else once per variable on plain tensors, which is what a tracer
+        needs (its compiler fuses the per-variable ops itself): flat lists of variables and
+        tensors."""
         gs = self._clip(B, gs)
-        units: dict[Any, list[int]] = {}  # native compute dtype (or variable) -> members
-        for j, g in enumerate(gs):
-            units.setdefault(g.dtype if grouped else j, []).append(j)
-
-        def pack(tensors: list[Any]) -> Any:
-            return B.group(tensors) if grouped else tensors[0]
-
-        def unpack(value: Any) -> list[Any]:
-            return value.items if grouped else [value]
-
         variables: list[Any] = []
         values: list[Any] = []
-        for js in units.values():
-            k = coefficients(B.dtype_name(gs[js[0]]))
-            idx = [active[j] for j in js]
-            g = pack([gs[j] for j in js])
-            w = pack([B.read(rt.natives[i]) for i in idx])
-            slots = {name: pack([B.read(v[i]) for i in idx]) for name, v in rt.slots.items()}
+        for unit in self._units(B, active, gs, grouped):
+            js = unit.members
+            k = coefficients(unit.dtype)
+            if grouped:
+                g = B.group([gs[j] for j in js], unit.deferred)
+                w = B.group([B.read(v) for v in unit.weights], unit.deferred)
+                slots = {name: B.group([B.read(v) for v in vs], unit.deferred)
+                         for name, vs in unit.slots.items()}  # fmt: skip
+            else:
+                g, w = gs[js[0]], B.read(unit.weights[0])
+                slots = {name: B.read(vs[0]) for name, vs in unit.slots.items()}
             if self.weight_decay:
                 if self.weight_decay_mode == "decoupled":
                     # lr·wd is one float64 product rounded once (Keras rounds lr and wd to the
@@ -298,12 +315,26 @@ class Optimizer:
                 else:
                     g = g + w * self.weight_decay  # L2: the decay enters the moments
             w, new_slots = self._update(B, g, w, slots, k)
-            variables += [rt.natives[i] for i in idx]
-            values += unpack(w)
-            for name, value in new_slots.items():
-                variables += [rt.slots[name][i] for i in idx]
-                values += unpack(value)
+            written = [unit.weights, *(unit.slots[name] for name in new_slots)]
+            variables += written if grouped else [v[0] for v in written]
+            values += [w, *new_slots.values()]
         return variables, values
+
+    def _units(self, B: ModuleType, active: list[int], gs: list[Any],
+               grouped: bool) -> list[_Unit]:  # fmt: skip
+        """How :meth:`_new_values` splits the variables with a gradient: one unit per compute
+        dtype (``grouped``) or per variable. Fixed by the variables, so made once per set of
+        active variables and kept."""
+        key = (tuple(active), grouped)
+        units = self._rt.units.get(key)
+        if units is None:
+            members: dict[Any, list[int]] = {}  # native compute dtype (or variable) -> members
+            for j, g in enumerate(gs):
+                members.setdefault(g.dtype if grouped else j, []).append(j)
+            units = [_Unit(self._rt, B, js, [active[j] for j in js], B.dtype_name(gs[js[0]]),
+                           grouped) for js in members.values()]  # fmt: skip
+            self._rt.units[key] = units
+        return units
 
     def _coefficients(self, iterations: int) -> dict[str, Any]:
         """The scalars of the update after ``iterations`` applied ones that depend on the step,

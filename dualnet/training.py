@@ -25,14 +25,16 @@ Note [Keras semantics of fit]
 * **History keys**: ``"loss"``, one per metric (the name given to ``compile``), then
   ``"val_loss"`` and ``"val_<metric>"`` with ``validation_data``. Identical on both backends.
 * **String losses** (``"mse"``, ``"categorical_crossentropy"``...) become the loss *class*
-  with its default ``sum_over_batch_size`` reduction, as Keras wraps them.
+  with its default ``sum_over_batch_size`` reduction, as Keras wraps them
+  (:mod:`dualnet.training_compile`, which holds ``compile``).
 
 Note [Non-finite values stop training]
 --------------------------------------
-Before each update the loss, every gradient and every weight are checked (one reduction per
-tensor and one device-to-host transfer; the per-tensor scan that names the culprit runs only
-when that fails). If any is NaN or ±inf, the update is **not** applied and
-:class:`dualnet.errors.NonFiniteError` is raised, naming the step (the optimizer's
+Before each update the loss, every gradient and every weight are checked (the loss on the host,
+where its value is read anyway; the tensors with a few reductions and one device-to-host
+transfer; the per-tensor scan that names the culprit runs only when that fails). If any is NaN
+or ±inf, the update is **not** applied and :class:`dualnet.errors.NonFiniteError` is raised,
+naming the step (the optimizer's
 ``iterations + 1``), the epoch and batch, what went non-finite first (loss, gradient of a named
 weight, or a weight that an earlier update overflowed) and the loss value. The weights and
 optimizer state are left exactly as before the failing step; in ``fit`` the error carries the
@@ -53,23 +55,28 @@ says where the flag is read and what is rolled back.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from dualnet import _ops
-from dualnet import losses as _losses
 from dualnet import metrics as _metrics
-from dualnet import optimizers as _optimizers
 from dualnet import random as _random
 from dualnet import training_steps as _steps
 from dualnet._backend import backend_module, use_backend
 from dualnet._ops import tensor_backend, to_numpy
 from dualnet._progress import Progress as _Progress
 from dualnet.errors import NonFiniteError, bad_type, bad_value
+from dualnet.training_compile import (  # noqa: F401 (compile's names, as dualnet.training's)
+    Compiled,
+    _check_positive_int,
+    _compiled,
+    _UserLoss,
+    compile,
+    resolve_loss,
+)
 
 __all__ = [
     "History", "NonFiniteError", "batch_orders", "canonical_optimizer_state", "compile",
@@ -77,18 +84,6 @@ __all__ = [
 ]  # fmt: skip
 
 DEFAULT_BATCH_SIZE = 32  # Keras's fit/evaluate default
-
-# Functional loss forms -> the class Keras's compile would wrap them in (reduction
-# sum_over_batch_size), so a string loss gives a scalar.
-_LOSS_CLASSES: dict[Callable[..., Any], type[_losses.Loss]] = {
-    _losses.mean_squared_error: _losses.MeanSquaredError,
-    _losses.mean_absolute_error: _losses.MeanAbsoluteError,
-    _losses.huber: _losses.Huber,
-    _losses.smooth_l1: _losses.SmoothL1,
-    _losses.binary_crossentropy: _losses.BinaryCrossentropy,
-    _losses.categorical_crossentropy: _losses.CategoricalCrossentropy,
-    _losses.sparse_categorical_crossentropy: _losses.SparseCategoricalCrossentropy,
-}
 
 
 class History:
@@ -118,117 +113,6 @@ class History:
         return f"<History epochs={len(self.epoch)} keys={list(self.history)}>"
 
 
-# ------------------------------------------------------------------------------------ compile
-
-
-@dataclasses.dataclass
-class Compiled:
-    """A model's training configuration (``model.compile``) and its runtime caches."""
-
-    optimizer: _optimizers.Optimizer
-    loss: Callable[..., Any] | None
-    metric_specs: list[_metrics.Metric | str]
-    metrics: list[_metrics.Metric] | None = None  # resolved on the first batch
-    params: list[Any] | None = None  # native variables, cached on the first step
-    run_eagerly: bool = False
-    jit_compile: bool | str = "auto"
-    steps_per_execution: int = 1
-    runner: _steps.Runner | None = None  # the compiled step, built on the first step
-
-
-def resolve_loss(loss: Any) -> Callable[..., Any] | None:
-    """A loss for ``compile``: a name (``"mse"``, ``"CategoricalCrossentropy"``), a
-    :class:`~dualnet.losses.Loss`, a config dict, or a callable ``fn(y_true, y_pred)`` returning
-    a scalar or per-sample values (then averaged, as Keras's ``sum_over_batch_size``)."""
-    if loss is None:
-        return None
-    fn = _losses.get(loss)  # unknown names raise here
-    if fn in _LOSS_CLASSES:
-        return _LOSS_CLASSES[fn]()
-    if isinstance(fn, _losses.Loss):
-        return fn
-    return _UserLoss(fn)
-
-
-class _UserLoss:
-    """A custom loss callable; non-scalar results are averaged (``sum_over_batch_size``)."""
-
-    def __init__(self, fn: Callable[..., Any]):
-        self.fn = fn
-        self.name = getattr(fn, "__name__", "loss")
-
-    def __call__(self, y_true: Any, y_pred: Any) -> Any:
-        values = self.fn(y_true, y_pred)
-        if len(tuple(values.shape)) == 0:
-            return values
-        backend = backend_module(tensor_backend(values))
-        mask = getattr(y_pred, "_keras_mask", None)
-        if mask is None or tuple(mask.shape) != tuple(values.shape):
-            count = math.prod(values.shape)
-            return backend.losses.reduce(values, None, "sum_over_batch_size", count)
-        # The mean over the valid steps, as for dualnet's own losses (Keras's LossFunctionWrapper
-        # applies the mask the same way).
-        if backend.core.is_symbolic(mask):  # a compiled step: the count stays on the device
-            weight = backend.core.convert_to_tensor(mask, backend.core.dtype_name(values))
-            return backend.losses.reduce(values, weight, "sum_over_batch_size",
-                                         backend.core.count_nonzero(mask))  # fmt: skip
-        weight = backend.core.convert_to_tensor(to_numpy(mask), backend.core.dtype_name(values))
-        valid = int(np.count_nonzero(to_numpy(mask)))
-        return backend.losses.reduce(values, weight, "sum_over_batch_size", valid)
-
-
-def compile(model: Any, optimizer: Any = "rmsprop", loss: Any = None,
-            metrics: Sequence[Any] | None = None, *, run_eagerly: bool = False,
-            jit_compile: bool | str = "auto", steps_per_execution: int = 1) -> None:  # fmt: skip
-    """Configure ``model`` for training (see :meth:`dualnet.Model.compile`). Everything is
-    validated before the model changes."""
-    where = f"{model._where()}.compile"
-    if not isinstance(run_eagerly, bool):
-        raise bad_type("run_eagerly", run_eagerly, "a bool", where=where)
-    jit_compile = _steps.check_jit_compile(jit_compile, where)
-    steps_per_execution = _check_positive_int(steps_per_execution, "steps_per_execution", where)
-    try:
-        opt = _optimizers.get(optimizer)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{where}: {exc}") from None
-    if opt.built:
-        raise bad_value("optimizer", opt, "an optimizer not yet used with other variables "
-                        "(give each model its own, e.g. type(opt).from_config(opt.get_config()))",
-                        where=where)  # fmt: skip
-    try:
-        loss_fn = resolve_loss(loss)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{where}: {exc}") from None
-    if metrics is None:
-        metrics = []
-    if isinstance(metrics, str) or not isinstance(metrics, list | tuple):
-        raise bad_type("metrics", metrics, "a list of metric names or Metric objects", where=where)
-    try:
-        specs = [_metrics.get(m) for m in metrics]
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{where}: {exc}") from None
-    names = [m if isinstance(m, str) else m.name for m in specs]
-    for key in ("loss", *names):
-        if names.count(key) > (0 if key == "loss" else 1):
-            raise bad_value("metrics", list(metrics), "metrics with distinct names, none called "
-                            "'loss'", where=where)  # fmt: skip
-    compiled = Compiled(opt, loss_fn, specs, run_eagerly=run_eagerly, jit_compile=jit_compile,
-                        steps_per_execution=steps_per_execution)  # fmt: skip
-    object.__setattr__(model, "_compiled", compiled)
-
-
-def _compiled(model: Any, where: str, *, need_loss: bool = True) -> Compiled:
-    c = model._compiled
-    if c is None:
-        raise ValueError(
-            f"{model._where()}.{where}: the model is not compiled; call "
-            "model.compile(optimizer=..., loss=...) first."
-        )
-    if need_loss and c.loss is None:
-        raise ValueError(f"{model._where()}.{where}: compile() was given no loss.")
-    return c
-
-
 # --------------------------------------------------------------------------------- one step
 
 
@@ -254,8 +138,13 @@ def _forward_loss(model: Any, c: Compiled, x: Any, y: Any, *,
     """The loss closure; ``training`` runs dropout and batch statistics (fit, train_step; not
     test_step/evaluate), as Keras."""
 
+    xs, single = model._split_inputs(x)
+    core = backend_module(model._backend).core
+
     def compute() -> tuple[Any, Any]:
-        outputs = model(x, training=training)
+        # What model(x, training=...) runs once the model is built and x is native (checked by
+        # the caller), without repeating those checks every step.
+        outputs = model._run(model._prepare(xs, core), single, training)
         if isinstance(outputs, list):
             raise NotImplementedError(
                 f"{model._where()}: training a model with several outputs is not supported yet."
@@ -296,12 +185,11 @@ def _step(model: Any, c: Compiled, x: Any, y: Any, *, epoch: int | None = None,
     params = _params(model, c)
     with use_backend(model._backend):
         loss, outputs, grads = B.value_and_grads(_forward_loss(model, c, x, y), params)
-        checked = [loss, *grads, *params]
         value = float(loss)  # a 0-d tensor of either framework converts itself
-        # One cheap all-finite test per step; the per-tensor scan (which names the culprit)
-        # runs only when it fails.
-        if not B.all_finite(checked):
-            flags = B.finite_flags(checked)
+        # One cheap all-finite test per step (the loss on the host, where it is read anyway);
+        # the per-tensor scan (which names the culprit) runs only when it fails.
+        if not (math.isfinite(value) and B.all_finite([*grads, *params])):
+            flags = B.finite_flags([loss, *grads, *params])
             if not flags.all():
                 _raise_nonfinite(model, c, flags, value, epoch, batch)
         logs = _metric_logs(c, y, outputs)
@@ -419,14 +307,6 @@ def _labels(y: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ fit/evaluate
-
-
-def _check_positive_int(value: Any, argument: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise bad_type(argument, value, "a positive int", where=where)
-    if value <= 0:
-        raise bad_value(argument, value, "a positive int", where=where)
-    return int(value)
 
 
 def _check_verbose(verbose: Any, where: str) -> int:

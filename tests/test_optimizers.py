@@ -546,3 +546,83 @@ def test_half_precision_updates_are_bit_identical_across_backends(name, dtype):
         for a, b in zip(arrays, out["tensorflow"][1][slot], strict=True):
             np.testing.assert_array_equal(a.astype(np.float64), b.astype(np.float64))
     assert not np.array_equal(out["torch"][0], w0.astype(np.float64))  # it did train
+
+
+# ------------------------------------------------------ deferred updates (torch, large groups)
+def _bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).view(f"u{a.dtype.itemsize}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_deferred_updates_are_bit_identical_to_immediate_ones(config, dtype, monkeypatch):
+    """Note [Deferred updates]: recording a large group's operations and running them into
+    reused buffers (overwriting temporaries) gives the bits of running each operator at once,
+    for every rule variant and dtype, with a skipped (None) gradient on one step; the
+    gradients given are never written."""
+    import torch
+    from dualnet.backends.torch import optimizers as TO
+
+    from dualnet.dtypes import numpy_dtype
+
+    rng = np.random.default_rng(3)
+    shapes = [(40, 30), (30,), (7,)]
+    w0 = [rng.standard_normal(s).astype(numpy_dtype(dtype)) for s in shapes]
+    grads = [[(rng.standard_normal(s) * 10.0 ** rng.integers(-3, 1)).astype(w0[0].dtype)
+              for s in shapes] for _ in range(6)]  # fmt: skip
+    runs = {}
+    for threshold, mode in ((0, "deferred"), (2**62, "immediate")):
+        monkeypatch.setattr(TO, "DEFERRED_MIN_ELEMENTS", threshold)
+        core = backend_module("torch").core
+        # (copies: torch would share the numpy arrays' memory, and both runs write it)
+        params = [torch.nn.Parameter(core.convert_to_tensor(w.copy())) for w in w0]
+        opt = _fresh(CONFIGS[config])
+        for step, gs in enumerate(grads):
+            given = [core.convert_to_tensor(g) for g in gs]
+            kept = [g.clone() for g in given]
+            opt.apply([None if (step == 3 and i == 1) else g for i, g in enumerate(given)],
+                      params)  # fmt: skip
+            for g, k in zip(given, kept, strict=True):
+                assert torch.equal(g, k)  # leaves are read, never written
+        assert opt._rt.units and all(u.deferred == (mode == "deferred")
+                                     for us in opt._rt.units.values() for u in us)  # fmt: skip
+        runs[mode] = ([dn.to_numpy(p).copy() for p in params], opt.state())
+    for a, b in zip(runs["deferred"][0], runs["immediate"][0], strict=True):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+    for slot, arrays in runs["immediate"][1].items():
+        for a, b in zip(runs["deferred"][1][slot], arrays, strict=True):
+            np.testing.assert_array_equal(_bits(a), _bits(b), err_msg=slot)
+
+
+def test_deferred_updates_reuse_their_buffers():
+    """From the second update on, a deferred update allocates nothing: the pool holds the same
+    buffers after every step, as many as the rule keeps alive at once. Adam with AMSGrad: five
+    per weight, at ``m·α / d``: the three new slots, the denominator and the step (which the
+    weight then subtracts in place; the slots take their new buffers over)."""
+    import torch
+    from dualnet.backends.torch import optimizers as TO
+
+    shapes = [(300, 200), (200,)]
+    assert sum(math.prod(s) for s in shapes) >= TO.DEFERRED_MIN_ELEMENTS
+    params = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    opt = O.Adam(0.01, amsgrad=True)
+    pools = []
+    for step in range(4):
+        opt.apply([torch.full(s, 0.5 + step) for s in shapes], params)
+        pools.append(sorted(id(t) for ts in opt._rt.scratch.free.values() for t in ts))
+    assert pools[1] == pools[2] == pools[3]
+    assert len(pools[3]) == 5 * len(shapes)
+
+
+def test_a_deferred_group_read_early_is_computed_at_once():
+    """Reading a deferred group's tensors before ``assign_groups`` (what a backend-neutral
+    caller may do) runs its operations there, with the same result."""
+    import torch
+    from dualnet.backends.torch import optimizers as TO
+
+    x = [torch.arange(4.0), torch.ones(2)]
+    deferred = (TO.group(x, deferred=True) - 0.5) * 3.0 + TO.group(x, deferred=True)
+    immediate = (TO.group(x) - 0.5) * 3.0 + TO.group(x)
+    for a, b in zip(deferred.items, immediate.items, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(x[0], torch.arange(4.0))  # the leaves are untouched

@@ -501,18 +501,25 @@ def test_cli_plot(tmp_path, monkeypatch):
 # ------------------------------------------------------------------- the per-step finiteness check
 
 
+@pytest.mark.parametrize("size", ["small", "large"])
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "inf-and-minus-inf", "none"])
-def test_all_finite_agrees_with_the_per_tensor_flags(backend, bad):
-    """The cheap all-finite test never misses a non-finite value (no false negatives)."""
+def test_all_finite_agrees_with_the_per_tensor_flags(backend, bad, size):
+    """The cheap all-finite test never misses a non-finite value (no false negatives), whether
+    the value sits in a small tensor (torch checks those concatenated) or a large one (summed
+    alone), among tensors of several dtypes and sizes."""
     from dualnet._backend import backend_module
 
     B = backend_module(backend).models
     values = {"nan": [np.nan], "inf": [np.inf], "-inf": [-np.inf],
               "inf-and-minus-inf": [np.inf, -np.inf], "none": []}[bad]  # fmt: skip
+    n = 3 if size == "small" else 5000  # past torch's 4096-element threshold
     with dn.use_backend(backend):
         tensors = [dn.activations.linear(np.ones((3, 2), "float32")),
-                   dn.activations.linear(np.array(2.0, "float64"))]  # fmt: skip
-        tensors.append(dn.activations.linear(np.array([1.0, *values], "float32")))
+                   dn.activations.linear(np.array(2.0, "float64")),
+                   dn.activations.linear(np.ones(6000, "float16")),
+                   dn.activations.linear(np.ones((70, 70), "float64"))]  # fmt: skip
+        tensors.append(dn.activations.linear(np.array([*np.ones(n), *values], "float32")))
+        tensors.append(dn.activations.linear(np.ones(2, "float16")))
         flags = B.finite_flags(tensors)
         assert B.all_finite(tensors) == bool(flags.all()) == (bad == "none")
 

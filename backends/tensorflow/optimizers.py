@@ -141,7 +141,13 @@ class Group:
         return Group([-a for a in self.items])
 
 
-def group(tensors: list[tf.Tensor]) -> Group:
+def defers(variables: list[tf.Variable]) -> bool:
+    """Never: TensorFlow's ops run as they are called (the namesake on torch defers large
+    groups to reuse buffers)."""
+    return False
+
+
+def group(tensors: list[tf.Tensor], deferred: bool = False) -> Group:
     """Tensors of one compute dtype, for one application of a rule."""
     return Group(tensors)
 
@@ -184,6 +190,19 @@ def coefficient(vector: tf.Tensor, index: int, dtype: str) -> tf.Tensor:
 def assign_all(variables: list[tf.Variable], values: list[tf.Tensor]) -> None:
     for v, value in zip(variables, values, strict=True):
         assign(v, value)
+
+
+def scratch() -> None:
+    """No reusable buffers on TensorFlow (its tensors are immutable; Note [Deferred updates] in
+    ``backends/torch/optimizers.py`` is torch's)."""
+    return None
+
+
+def assign_groups(variables: list[list[tf.Variable]], values: list[Group], pool: None,
+                  owned: list[bool]) -> None:  # fmt: skip
+    """``variables[j]`` overwritten by the tensors of ``values[j]``, after every value is
+    computed (``owned``, which torch uses to hand buffers over, changes nothing here)."""
+    assign_all([v for vs in variables for v in vs], [t for g in values for t in g.items])
 
 
 def clip(x: tf.Tensor, low: float, high: float) -> tf.Tensor:
