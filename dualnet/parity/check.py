@@ -19,12 +19,19 @@ derived tolerance (Note [Check tolerances] in :mod:`dualnet.parity.check_runs`):
 * in training mode, the moving statistics after the call;
 * the check loss ``Σ y·P`` (Note [Check loss]) and the gradient of every trainable weight.
 
-Verdict (Note [Kink flips] in :mod:`dualnet.parity.kinks`): any failing weight, output or
-state row fails the model, and names its layer (the *first departure*: forward rows in
-execution order first, then the loss, then gradients in backward order). When every forward
-row passes, a failing gradient of a weight at or upstream of a kink flip of the same mode is
-*explained* by that flip (listed with its error and the flips); the verdict is then
-``pass (N kink flips)``. A failing gradient that no flip explains fails the model.
+Verdict (Note [Kink flips] in :mod:`dualnet.parity.kinks`, Note [Float64 arbiter] in
+:mod:`dualnet.parity.check_arbiter`): any failing weight, output or state row fails the model,
+and names its layer (the *first departure*: forward rows in execution order first, then the
+loss, then gradients in backward order). When every forward row passes, a failing gradient of a
+weight at or upstream of a kink flip of the same mode is *explained* by that flip (listed with
+its error and the flips). A failing float32 gradient or loss that no flip explains, or a
+failing layer output the float64 reference has no value for, goes to the float64 arbiter: the
+same two models rebuilt in float64 must agree, and each float32 side must be comparably close
+to them (within the row's bound normwise, neither more than ``SPREAD`` times further than the
+other). Such a row is *rounding-limited* (listed with its numbers, not a failure); otherwise it
+fails and the arbiter names the side that is wrong, or both when the float64 twins disagree
+too. The verdict is ``pass``, ``pass (N kink flips, M rounding-limited gradients)`` or
+``FAIL: first departure at layer ...``.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from dualnet._backend import BACKENDS
 from dualnet.errors import bad_type, bad_value
 from dualnet.parity import check_runs as R
 from dualnet.parity import tolerance as tol
+from dualnet.parity.check_arbiter import Arbitration, Float64Pair, judge_rows
 from dualnet.parity.compare import Diff, compare
 from dualnet.parity.kinks import Flip, ancestors, explained_by, find_flips, kink_values
 from dualnet.parity.sources import (
@@ -73,6 +81,8 @@ class CheckRow:
             original's for kind ``"original"``).
         reference: ``{backend: Diff}`` of each side against the float64 reference.
         flips: for a failing gradient row: the kink flips that explain it (Note [Kink flips]).
+        arbiter: for a failing row judged by the float64 arbiter (Note [Float64 arbiter] in
+            :mod:`dualnet.parity.check_arbiter`): rounding-limited, or which side is wrong.
     """
 
     mode: str
@@ -83,22 +93,42 @@ class CheckRow:
     diff: Diff
     reference: dict[str, Diff] = field(default_factory=dict)
     flips: tuple[Flip, ...] = ()
+    arbiter: Arbitration | None = None
 
     @property
     def passed(self) -> bool:
         return self.diff.passed
 
     @property
+    def rounding_limited(self) -> bool:
+        """Failing torch vs TensorFlow, and float32 rounding by the float64 arbiter."""
+        return not self.passed and self.arbiter is not None and self.arbiter.rounding_limited
+
+    @property
+    def failed(self) -> bool:
+        """Failing, and neither a kink flip nor float32 rounding explains it."""
+        return not self.passed and not self.flips and not self.rounding_limited
+
+    @property
     def status(self) -> str:
         if self.passed:
             return "ok"
-        return f"kink flip ({len(self.flips)})" if self.flips else "DIVERGES"
+        if self.flips:
+            return f"kink flip ({len(self.flips)})"
+        if self.arbiter is None:
+            return "DIVERGES"
+        if self.arbiter.rounding_limited:
+            return "rounding-limited"
+        if len(self.arbiter.wrong) == 2 and not self.arbiter.twins.passed:
+            return "DIVERGES (float64 too)"
+        return f"DIVERGES ({' and '.join(self.arbiter.wrong)} off f64)"
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "layer": self.layer, "kind": self.kind, "name": self.name,
                 "shape": list(self.shape), "status": self.status, **self.diff.to_dict(),
                 "reference": {b: d.to_dict() for b, d in self.reference.items()},
-                "explained_by": [f.to_dict() for f in self.flips]}  # fmt: skip
+                "explained_by": [f.to_dict() for f in self.flips],
+                "arbiter": None if self.arbiter is None else self.arbiter.to_dict()}  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,8 +148,9 @@ class CheckReport:
 
     @property
     def failures(self) -> list[CheckRow]:
-        """Failing rows no kink flip explains, in the order of the first departure."""
-        bad = [r for r in self.rows if not r.passed and not r.flips]
+        """Failing rows that neither a kink flip nor float32 rounding (the float64 arbiter)
+        explains, in the order of the first departure."""
+        bad = [r for r in self.rows if r.failed]
         rank = {k: i for i, k in enumerate((*FORWARD_KINDS, "loss", "gradient"))}
         return sorted(bad, key=lambda r: rank[r.kind])  # stable: execution order within a kind
 
@@ -127,6 +158,12 @@ class CheckReport:
     def explained(self) -> list[CheckRow]:
         """Failing gradient rows explained by kink flips."""
         return [r for r in self.rows if not r.passed and r.flips]
+
+    @property
+    def rounding_limited(self) -> list[CheckRow]:
+        """Rows failing torch vs TensorFlow that the float64 arbiter finds to be float32
+        rounding (Note [Float64 arbiter]): listed with their numbers, not failures."""
+        return [r for r in self.rows if r.rounding_limited]
 
     @property
     def first_departure(self) -> CheckRow | None:
@@ -142,12 +179,20 @@ class CheckReport:
         first = self.first_departure
         if first is not None:
             where = f"{first.mode} " if first.mode != "-" else ""
+            why = ""
+            if first.arbiter is not None:  # the float64 arbiter says which side is wrong
+                why = f": {first.arbiter.reason.split(';')[0]}"
             return (f"FAIL: first departure at layer {first.layer!r} ({where}{first.kind} "
-                    f"{first.name}); {len(self.failures)} failing rows")  # fmt: skip
+                    f"{first.name}{why}); {len(self.failures)} failing rows")  # fmt: skip
+        parts = []
         if self.flips:
             n = len(self.flip_sites)
-            return f"pass ({n} kink flip{'s' if n > 1 else ''})"
-        return "pass"
+            parts.append(f"{n} kink flip{'s' if n > 1 else ''}")
+        limited = self.rounding_limited
+        if limited:
+            noun = "gradient" if all(r.kind == "gradient" for r in limited) else "row"
+            parts.append(f"{len(limited)} rounding-limited {noun}{'s' if len(limited) > 1 else ''}")
+        return f"pass ({', '.join(parts)})" if parts else "pass"
 
     @property
     def flip_sites(self) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -161,15 +206,19 @@ class CheckReport:
         return (max([r.diff.max_abs for r in rows] + [0.0]),
                 max([r.diff.worst_ratio for r in rows] + [0.0]))  # fmt: skip
 
-    def table(self, failures_only: bool = False) -> str:
-        """The report: one row per comparison (only the failing ones with ``failures_only``),
-        the kink flips, the explained gradient rows, the failures' details, times, verdict."""
+    def table(self, failures_only: bool = False, all_rows: bool = False) -> str:
+        """The report: one row per comparison (only the failing ones with ``failures_only``;
+        the weights identical on both sides folded into one line unless ``all_rows``), the
+        kink flips, the explained and the rounding-limited rows, the failures' details, times,
+        verdict."""
         from tabulate import tabulate
 
         a, b = self.backends
         body = []
+        same = [r for r in self.rows if r.kind == "weight" and r.passed and r.diff.max_abs == 0]
+        folded = set() if all_rows else {id(r) for r in same}
         for r in self.rows:
-            if failures_only and r.passed:
+            if (failures_only and r.passed) or id(r) in folded:
                 continue
             refs = [r.reference.get(x) for x in (a, b)]
             body.append([r.mode, r.layer, r.kind, r.name, "x".join(map(str, r.shape)) or "()",
@@ -180,7 +229,11 @@ class CheckReport:
                             for i in self.inputs))  # fmt: skip
         headers = ("mode", "layer", "kind", "name", "shape", f"|{b}-{a}|", "err/bound",
                    f"{a}~f64", f"{b}~f64", "")  # fmt: skip
-        lines = [head, tabulate(body, headers=headers, disable_numparse=True)]
+        lines = [head]
+        if folded and not failures_only:
+            lines.append(f"weights: {len(folded)} tensors, identical on both backends (--all "
+                         "lists each)")  # fmt: skip
+        lines.append(tabulate(body, headers=headers, disable_numparse=True))
         if self.flips:
             lines.append("kink flips (Note [Kink flips]):")
             lines += [f"  {f.mode}: {f.describe()}" for f in self.flips]
@@ -188,8 +241,15 @@ class CheckReport:
             lines.append("gradient rows explained by kink flips (not failures):")
             lines += [f"  {r.mode} {r.layer}/{r.name}: max abs {r.diff.max_abs:.2e}, "
                       f"err/bound {r.diff.worst_ratio:.1f}" for r in self.explained]  # fmt: skip
+        if self.rounding_limited:
+            lines.append("rows limited by float32 rounding (float64 arbiter; not failures):")
+            lines += [f"  {r.mode} {r.layer}/{r.name}: |{b}-{a}| {r.diff.max_abs:.2e}, "
+                      f"err/bound {r.diff.worst_ratio:.1f}; {r.arbiter.reason}"
+                      for r in self.rounding_limited if r.arbiter]  # fmt: skip
         for r in self.failures[:10]:
             lines.append(r.diff.message(f"{r.mode} {r.layer} {r.kind} {r.name}"))
+            if r.arbiter is not None:
+                lines.append(f"float64 arbiter: {r.arbiter.reason}")
         lines += [f"note: {n}" for n in self.notes]
         lines.append("times: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.times.items()))
         lines.append(f"verdict: {self.verdict}")
@@ -206,6 +266,7 @@ class CheckReport:
             "first_departure": None if first is None else first.to_dict(),
             "flips": [f.to_dict() for f in self.flips],
             "explained": [r.to_dict() for r in self.explained],
+            "rounding_limited": [r.to_dict() for r in self.rounding_limited],
             "times": self.times, "notes": self.notes, "rows": [r.to_dict() for r in self.rows],
         }  # fmt: skip
 
@@ -259,11 +320,16 @@ def _pre_activation(call: Any, calls: dict[str, Any], index: tuple[int, ...]) ->
 
 
 ModeResult = tuple[list[CheckRow], list[Flip], dict[str, tuple], int, float]
+# The two sides' values (and mask) of each failing row the float64 arbiter may judge, by
+# (mode, layer, kind, name); only failing rows are kept (a ResNet's gradients are 100 MB).
+Kept = dict[tuple[str, str, str, str], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
 
 
 def _check_mode(a: Any, b: Any, x: Any, mode: str, seed: int, notes: list[str],
-                times: dict[str, float]) -> ModeResult:  # fmt: skip
-    """Rows and flips of one mode; also each call's parents and the whole chain's length."""
+                times: dict[str, float], kept: Kept,
+                projections: dict[str, list[np.ndarray]]) -> ModeResult:  # fmt: skip
+    """Rows and flips of one mode; also each call's parents and the whole chain's length.
+    Failing rows' values go to ``kept``, the check loss's projection to ``projections``."""
     training = mode == "training"
     start = time.perf_counter()
     calls_a, after_a = R.forward(a, x, training)
@@ -306,6 +372,8 @@ def _check_mode(a: Any, b: Any, x: Any, mode: str, seed: int, notes: list[str],
             rows.append(CheckRow(mode=mode, layer=ca.label, kind="output", name=name,
                                  shape=ha.shape, diff=compare(hb, ha, bound, mask=mask),
                                  reference=ref))  # fmt: skip
+            if not rows[-1].passed and not ref:  # no reference: the float64 arbiter judges
+                kept[(mode, ca.label, "output", name)] = (ha, hb, mask)
             for index, kink in find_flips(ha, hb, kinks, bound, mask):
                 pre_a = _pre_activation(ca, by_label, index)
                 pre_b = _pre_activation(cb, by_label_b, index)
@@ -324,14 +392,15 @@ def _check_mode(a: Any, b: Any, x: Any, mode: str, seed: int, notes: list[str],
                 rows.append(CheckRow(mode=mode, layer=layer, kind="state", name=weight,
                                      shape=wa.shape, diff=compare(wb, wa, bound)))  # fmt: skip
     start = time.perf_counter()
-    rows += _gradient_rows(a, b, x, mode, seed, total, gain, in_shapes, items)
+    rows += _gradient_rows(a, b, x, mode, seed, total, gain, in_shapes, items, kept,
+                           projections)  # fmt: skip
     times[f"{mode}: gradients, both backends"] = time.perf_counter() - start
     return rows, flips, {c.label: c.parents for c in calls_a}, total, gain
 
 
 def _gradient_rows(a: Any, b: Any, x: Any, mode: str, seed: int, total: int, gain: float,
-                   in_shapes: dict[str, list[tuple]],
-                   items: list[Any]) -> list[CheckRow]:  # fmt: skip
+                   in_shapes: dict[str, list[tuple]], items: list[Any], kept: Kept,
+                   projections: dict[str, list[np.ndarray]]) -> list[CheckRow]:  # fmt: skip
     """The check loss (Note [Check loss]) and every weight's gradient, in backward order."""
     training = mode == "training"
     final = a(x)  # inference: only the outputs' shapes, dtypes and masks are used
@@ -339,12 +408,15 @@ def _gradient_rows(a: Any, b: Any, x: Any, mode: str, seed: int, total: int, gai
     hosts = [R.host(o) for o in finals]
     masks = [R.mask_of(o, h.shape) for o, h in zip(finals, hosts, strict=True)]
     proj = R.projections(hosts, masks, seed)
+    projections[mode] = proj
     la, ga = R.gradients(a, x, proj, training)
     lb, gb = R.gradients(b, x, proj, training)
     dtype = str(hosts[0].dtype)
     size = sum(h.size for h in hosts)
     rows = [CheckRow(mode=mode, layer="(loss)", kind="loss", name="sum(y*P)", shape=(),
                      diff=compare(lb, la, R.bound(dtype, total + size, gain)))]  # fmt: skip
+    if not rows[0].passed:
+        kept[(mode, "(loss)", "loss", "sum(y*P)")] = (np.asarray(la), np.asarray(lb), None)
     batch = int(np.shape(items[0])[0])
     order = {layer.name: i for i, layer in enumerate(a.layers)}
     grads = []
@@ -357,6 +429,8 @@ def _gradient_rows(a: Any, b: Any, x: Any, mode: str, seed: int, total: int, gai
         bound = R.bound(info.dtype, total + positions, gain)
         grads.append(CheckRow(mode=mode, layer=layer, kind="gradient", name=weight,
                               shape=va.shape, diff=compare(vb, va, bound)))  # fmt: skip
+        if not grads[-1].passed:
+            kept[(mode, layer, "gradient", weight)] = (va, vb, None)
     grads.sort(key=lambda r: -order.get(r.layer, 0))  # backward: the last layer first
     return rows + grads
 
@@ -364,7 +438,7 @@ def _gradient_rows(a: Any, b: Any, x: Any, mode: str, seed: int, total: int, gai
 def check_model(model_or_path: Any, inputs: Any = None, *, other: Any = None,
                 weights: str | Path | None = None, input_shape: Any = None,
                 input_dtype: str = "float32", batch_size: int = 8, seed: int = 0,
-                sequence_length: int = 8, training: bool = True,
+                sequence_length: int = 8, training: bool = True, arbiter: bool = True,
                 search_path: list[str] | None = None) -> CheckReport:  # fmt: skip
     """Check that a model gives the same outputs and gradients on torch and tf.keras.
 
@@ -379,6 +453,9 @@ def check_model(model_or_path: Any, inputs: Any = None, *, other: Any = None,
             list for several inputs) and dtype.
         batch_size, seed, sequence_length: the random inputs' batch, seed, unknown lengths.
         training: also check training mode (batch statistics, dropout).
+        arbiter: judge failing gradients (and outputs the float64 reference has no value for)
+            with float64 copies of the two models: float32 rounding or a wrong side (Note
+            [Float64 arbiter] in :mod:`dualnet.parity.check_arbiter`).
         search_path: directories for a factory's module (besides the current directory).
 
     Returns:
@@ -392,8 +469,9 @@ def check_model(model_or_path: Any, inputs: Any = None, *, other: Any = None,
     sequence_length = _positive_int(sequence_length, "sequence_length")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise bad_type("seed", seed, "an int", where="check_model")
-    if not isinstance(training, bool):
-        raise bad_type("training", training, "a bool", where="check_model")
+    for flag, value in (("training", training), ("arbiter", arbiter)):
+        if not isinstance(value, bool):
+            raise bad_type(flag, value, "a bool", where="check_model")
     source = str(model_or_path) if isinstance(model_or_path, str | Path) else None
     if isinstance(inputs, str | Path):
         inputs = read_inputs(inputs)
@@ -414,15 +492,22 @@ def check_model(model_or_path: Any, inputs: Any = None, *, other: Any = None,
     rows = _weight_rows(a, b)
     flips: list[Flip] = []
     parents: dict[str, dict[str, tuple]] = {}
+    kept: Kept = {}
+    projections: dict[str, list[np.ndarray]] = {}
     for mode in MODES if training else MODES[:1]:
-        mode_rows, mode_flips, parents[mode], total, gain = _check_mode(a, b, x, mode, seed,
-                                                                        notes, times)  # fmt: skip
+        mode_rows, mode_flips, parents[mode], total, gain = _check_mode(
+            a, b, x, mode, seed, notes, times, kept, projections)  # fmt: skip
         if mode == "inference" and loaded.original is not None:
             rows.append(_original_row(loaded, a, x, total, gain, times))
         rows += mode_rows
         flips += mode_flips
-    rows = _explain(rows, flips, parents)
     first = a.weights[0].dtype if a.weights else "float32"
+    judge = Float64Pair(a, b, x, projections) if arbiter and first != "float64" else None
+    # The arbiter judges forward rows first (a rounding-limited output lets kink flips explain
+    # gradients), then the gradients that no kink flip explains (Note [Float64 arbiter]).
+    rows = judge_rows(rows, judge, kept, ("output",), first, notes, times)
+    rows = _explain(rows, flips, parents)
+    rows = judge_rows(rows, judge, kept, ("loss", "gradient"), first, notes, times)
     return CheckReport(model=a.name, source=source or loaded.description, kind=loaded.kind,
                        backends=(a.backend, b.backend), dtype=first,
                        inputs=describe_inputs(x), rows=rows, flips=flips, times=times,
@@ -480,7 +565,7 @@ def _explain(rows: list[CheckRow], flips: list[Flip],
              parents: dict[str, dict[str, tuple]]) -> list[CheckRow]:  # fmt: skip
     """Mark failing gradient rows that kink flips explain (Note [Kink flips]): only when every
     forward row passes, and only by flips of the same mode at or downstream of the weight."""
-    if not flips or any(not r.passed for r in rows if r.kind in FORWARD_KINDS):
+    if not flips or any(r.failed for r in rows if r.kind in FORWARD_KINDS):
         return rows
     upstream = {mode: ancestors(p) for mode, p in parents.items()}
     out = []
