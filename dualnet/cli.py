@@ -132,7 +132,7 @@ def _check(args: argparse.Namespace) -> int:
             input_shape=None if not shapes else shapes[0] if len(shapes) == 1 else shapes,
             input_dtype=args.input_dtype, batch_size=args.batch_size, seed=args.seed,
             sequence_length=args.sequence_length, training=not args.no_training,
-            search_path=args.search_path,
+            arbiter=not args.no_arbiter, search_path=args.search_path,
         )  # fmt: skip
     except UnsupportedModelError as exc:
         n = len(exc.problems)
@@ -146,7 +146,7 @@ def _check(args: argparse.Namespace) -> int:
         # torch cannot read: one clear line, no traceback.
         print(f"dualnet check: {args.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return CHECK_ERROR
-    print(report.table(failures_only=args.failures_only))
+    print(report.table(failures_only=args.failures_only, all_rows=args.all_rows))
     if args.json:
         report.to_json(args.json)
         print(f"wrote {args.json}")
@@ -210,8 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and of the "
                    "gradient's projection (default 0)")  # fmt: skip
     p.add_argument("--no-training", action="store_true", help="inference mode only")
+    p.add_argument("--no-arbiter", action="store_true", help="do not judge float32 rows beyond "
+                   "their bound against the model's float64 copies (they fail)")  # fmt: skip
     p.add_argument("--failures-only", action="store_true",
                    help="print only the rows that fail (and the verdict)")  # fmt: skip
+    p.add_argument(
+        "--all",
+        dest="all_rows",
+        action="store_true",
+        help="print every row "
+        "(weights identical on both sides are folded into one line by default)",
+    )
     p.set_defaults(func=_check)
     p = sub.add_parser("parity", help="run the parity catalogue (torch vs tf.keras vs float64)")
     p.add_argument("-k", help="select cases like pytest -k, e.g. 'relu and float32'")

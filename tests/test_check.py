@@ -478,7 +478,8 @@ def test_arbitrate_rules_on_constructed_values():
 
 @pytest.fixture(scope="module")
 def mobilenet():
-    keras_models = pytest.importorskip("keras_models")
+    import keras_models
+
     from dualnet.interop import from_keras
 
     return from_keras(keras_models.mobilenet_v2(), backend="tensorflow")
@@ -578,17 +579,7 @@ def _keras_file(tmp_path, *, broken: bool = False):
     return path
 
 
-@pytest.fixture
-def keras_importer():
-    pytest.importorskip("dualnet.interop.keras_import", reason="from_keras not merged yet")
-
-
-@pytest.fixture
-def torch_importer():
-    pytest.importorskip("dualnet.interop.torch_import", reason="from_torch not merged yet")
-
-
-def test_cli_keras_file_passes_and_writes_json(tmp_path, capsys, keras_importer):
+def test_cli_keras_file_passes_and_writes_json(tmp_path, capsys):
     path = _keras_file(tmp_path)
     out = tmp_path / "check.json"
     assert main(["check", str(path), "--json", str(out), "--batch-size", "3"]) == 0
@@ -603,7 +594,7 @@ def test_cli_keras_file_passes_and_writes_json(tmp_path, capsys, keras_importer)
     assert set(data["times"]) >= {"import", "twin build"}
 
 
-def test_cli_inputs_file(tmp_path, capsys, keras_importer):
+def test_cli_inputs_file(tmp_path, capsys):
     path = _keras_file(tmp_path)
     x = np.random.default_rng(5).standard_normal((2, 6, 6, 2)).astype(np.float32)
     np.savez(tmp_path / "x.npz", x)
@@ -613,7 +604,7 @@ def test_cli_inputs_file(tmp_path, capsys, keras_importer):
     assert data["inputs"] == [{"shape": [2, 6, 6, 2], "dtype": "float32"}]
 
 
-def test_cli_unsupported_keras_model_lists_every_problem(tmp_path, capsys, keras_importer):
+def test_cli_unsupported_keras_model_lists_every_problem(tmp_path, capsys):
     path = _keras_file(tmp_path, broken=True)
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err
@@ -634,7 +625,7 @@ def build():
 """
 
 
-def test_cli_torch_factory_with_weights(tmp_path, monkeypatch, capsys, torch_importer):
+def test_cli_torch_factory_with_weights(tmp_path, monkeypatch, capsys):
     torch = _torch()
     (tmp_path / "mynets.py").write_text(textwrap.dedent(TORCH_MODULE))
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -693,9 +684,20 @@ def test_cli_unsupported_error_from_a_factory_exits_2(tmp_path, capsys):
 
 
 def test_cli_dualnet_file(tmp_path, capsys):
-    pytest.importorskip("dualnet.saving", reason="dualnet.saving not merged yet")
     model = _build("lenet", "torch")
     path = tmp_path / "lenet.safetensors"
     model.save(path)
     assert main(["check", str(path), "--batch-size", "2", "--no-training"]) == 0
     assert "(dualnet-file:" in capsys.readouterr().out
+
+
+def test_cli_all_rows_and_no_arbiter(tmp_path, capsys):
+    path = _keras_file(tmp_path)
+    assert main(["check", str(path), "--batch-size", "3", "--no-training"]) == 0
+    folded = capsys.readouterr().out
+    assert "tensors, identical on both backends (--all lists each)" in folded
+    assert main(["check", str(path), "--batch-size", "3", "--no-training", "--all",
+                 "--no-arbiter"]) == 0  # fmt: skip
+    listed = capsys.readouterr().out
+    assert "(--all lists each)" not in listed
+    assert sum(" weight " in line for line in listed.splitlines()) >= 3
