@@ -701,3 +701,31 @@ def test_cli_all_rows_and_no_arbiter(tmp_path, capsys):
     listed = capsys.readouterr().out
     assert "(--all lists each)" not in listed
     assert sum(" weight " in line for line in listed.splitlines()) >= 3
+
+
+def test_kink_flip_does_not_excuse_a_wrong_backward_pass_upstream():
+    """A flip explains the float32 gradients upstream of it, but not a backward-pass mistake
+    there: a torch implementation that scales the gradient reaching every layer named
+    "hidden" by 1.001 (in any dtype, as a real bug in backend code would) makes the float64
+    copies disagree on those rows, which then fail."""
+    torch = _torch()
+    model, twin, x = _simulated_flip()
+
+    def hook(module, args, out):
+        layer = getattr(module, "layer", None)
+        if layer is not None and layer.name == "hidden" and out.requires_grad:
+            out.register_hook(lambda g: g * (1 + 1e-3))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        report = check_model(model, x, other=twin, training=False)
+    finally:
+        handle.remove()
+    assert report.flips and not report.ok, report.table()
+    failing = {(r.layer, r.name) for r in report.failures}
+    assert ("hidden", "kernel") in failing
+    row = next(r for r in report.failures if (r.layer, r.name) == ("hidden", "kernel"))
+    assert row.status == "DIVERGES (float64 too)" and not row.flips
+    # Without the mistake the same flip explains the row, confirmed in float64.
+    clean = check_model(model, x, other=twin, training=False)
+    assert clean.ok and any("confirmed by the float64 twins" in n for n in clean.notes)

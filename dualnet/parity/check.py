@@ -48,7 +48,7 @@ from dualnet._backend import BACKENDS
 from dualnet.errors import bad_type, bad_value
 from dualnet.parity import check_runs as R
 from dualnet.parity import tolerance as tol
-from dualnet.parity.check_arbiter import Arbitration, Float64Pair, judge_rows
+from dualnet.parity.check_arbiter import Arbitration, Float64Pair, confirm_flips, judge_rows
 from dualnet.parity.compare import Diff, compare
 from dualnet.parity.kinks import Flip, ancestors, explained_by, find_flips, kink_values
 from dualnet.parity.sources import (
@@ -507,6 +507,12 @@ def check_model(model_or_path: Any, inputs: Any = None, *, other: Any = None,
     # gradients), then the gradients that no kink flip explains (Note [Float64 arbiter]).
     rows = judge_rows(rows, judge, kept, ("output",), first, notes, times)
     rows = _explain(rows, flips, parents)
+    if judge is not None and any(r.flips for r in rows):
+        # Flips are confirmed on float64 copies of one model's weights on both backends (a
+        # twin given with other= may differ from it by rounding; Note [Float64 arbiter]).
+        same = all(r.diff.max_abs == 0 for r in rows if r.kind == "weight")
+        confirm = judge if same else Float64Pair(a, a.to_backend(b.backend), x, projections)
+        rows = confirm_flips(rows, confirm, kept, first, notes, times)
     rows = judge_rows(rows, judge, kept, ("loss", "gradient"), first, notes, times)
     return CheckReport(model=a.name, source=source or loaded.description, kind=loaded.kind,
                        backends=(a.backend, b.backend), dtype=first,

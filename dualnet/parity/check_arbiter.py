@@ -52,6 +52,13 @@ the upstream gradient of ``block_16_project`` scaled by 1.001 on torch only (flo
 to 25x and 56 rows upstream of it fail ("torch 25.1x further from float64 than tensorflow");
 scaled by 1.0005, 2 rows are named (spread 10.3); by 1.0003 every row passes as rounding: the
 arbiter's resolution at this conditioning (the rows' rounding level is ~1e-4 of their scale).
+Kink flips are confirmed the same way (:func:`confirm_flips`): a flip explains gradient rows
+upstream of it (Note [Kink flips]), so a genuine mistake in the backward pass of one of those
+layers would hide behind it. The float64 copies of the *first* model on both backends (the same
+weights; float64 moves a pre-activation within float32 rounding of the kink far enough from it
+that both sides take the same branch) must agree on every explained row under rule 1; a row
+where they do not loses its explanation and fails, "float64 twins disagree".
+
 What the arbiter cannot see: a mistake below that resolution; a mistake identical on both
 frameworks in float32 and float64 (dualnet's shared code), which is the numpy reference's job
 (output rows that have one are not arbitrated: their ``~f64`` columns already say which side is
@@ -70,8 +77,8 @@ from dualnet._backend import use_backend
 from dualnet.parity import tolerance as tol
 from dualnet.parity.compare import Diff, compare
 
-__all__ = ["SPREAD", "Arbitration", "Float64Pair", "arbitrate", "float64_bound", "float64_copy",
-           "judge_rows"]  # fmt: skip
+__all__ = ["SPREAD", "Arbitration", "Float64Pair", "arbitrate", "confirm_flips",
+           "float64_bound", "float64_copy", "judge_rows"]  # fmt: skip
 
 # Rule 3's factor: about twice the largest spread of the two frameworks' rms distances to
 # float64 measured over the failing rows of the tested architectures at batch >= 8 (4.65, Keras
@@ -293,4 +300,37 @@ def judge_rows(rows: list[Any], judge: Float64Pair | None, kept: dict[tuple, tup
     finally:
         label = f"float64 arbiter ({', '.join(kinds)})"
         times[label] = times.get(label, 0.0) + time.perf_counter() - start
+    return [found.get(id(r), r) for r in rows]
+
+
+def confirm_flips(rows: list[Any], judge: Float64Pair | None, kept: dict[tuple, tuple],
+                  dtype: str, notes: list[str], times: dict[str, float]) -> list[Any]:  # fmt: skip
+    """``rows`` with every gradient row that kink flips explain checked against rule 1 of Note
+    [Float64 arbiter] on ``judge``'s float64 copies (built from the same weights on both
+    backends): where the float64 twins disagree the explanation is dropped and the row carries
+    the arbiter's "float64 twins disagree" verdict (a failure)."""
+    todo = [r for r in rows if r.kind == "gradient" and not r.passed and r.flips
+            and (r.mode, r.layer, r.kind, r.name) in kept]  # fmt: skip
+    if judge is None or not todo:
+        return rows
+    start = time.perf_counter()
+    found: dict[int, Any] = {}
+    worst = 0.0
+    try:
+        a, b = judge.models[0].backend, judge.models[1].backend
+        for r in todo:
+            va, vb, mask = kept[(r.mode, r.layer, r.kind, r.name)]
+            pair = [v[f"{r.layer}/{r.name}"] for v in judge.gradients(r.mode)]
+            verdict = arbitrate({a: va, b: vb}, {a: pair[0], b: pair[1]}, r.diff.tolerance,
+                                dtype, mask)  # fmt: skip
+            worst = max(worst, verdict.twins.worst_ratio)
+            if not verdict.twins.passed:
+                found[id(r)] = replace(r, flips=(), arbiter=verdict)
+    except (NotImplementedError, ValueError, TypeError, KeyError) as exc:
+        notes.append(f"kink flips not confirmed in float64 ({type(exc).__name__}: {exc})")
+        return rows
+    finally:
+        times["float64 kink-flip confirmation"] = time.perf_counter() - start
+    notes.append(f"kink flips: {len(todo) - len(found)} of {len(todo)} explained gradient rows "
+                 f"confirmed by the float64 twins (worst err/bound {worst:.2g})")  # fmt: skip
     return [found.get(id(r), r) for r in rows]
