@@ -104,40 +104,16 @@ def forward(model: Any, x: Any, training: bool) -> tuple[list[LayerCall], list[n
 
 def reference_calls(model: Any, x: Any, training: bool) -> dict[str, list[np.ndarray]]:
     """The float64 reference of every layer call of a Sequential or functional model, by the
-    same labels as :func:`~dualnet.parity.locate.layer_calls` (each layer's reference from
-    :mod:`dualnet.reference.layers`, fed the reference's own outputs, masks derived the same
-    way; each layer draws its dropout mask for its current training call). Raises
-    NotImplementedError for a subclassed model or a layer without a reference."""
-    from dualnet.layers._symbolic import SymbolicTensor
+    same labels as :func:`~dualnet.parity.locate.layer_calls`: the reference's own model
+    forward (:func:`dualnet.reference.layers.model_forward`: each layer's reference fed the
+    reference's outputs, masks derived the same way, each layer drawing its dropout mask for its
+    current training call), recorded call by call. Raises NotImplementedError for a subclassed
+    model or a layer without a reference."""
     from dualnet.models import Functional, Sequential
-    from dualnet.reference.layers import call_layer
+    from dualnet.reference.layers import model_forward
 
     if not isinstance(model, Sequential | Functional):
         raise NotImplementedError("no per-layer reference for a subclassed model")
-    named: dict[int, dict[str, np.ndarray]] = {}
-    weights = model.get_weights()
-    start = 0
-    for layer in model._weight_layers():
-        specs = layer.weight_specs
-        named[id(layer)] = {s.name: np.asarray(w, np.float64)
-                            for s, w in zip(specs, weights[start : start + len(specs)],
-                                            strict=True)}  # fmt: skip
-        start += len(specs)
-
-    def f64(v: Any) -> np.ndarray:
-        a = np.asarray(v)
-        return a.astype(np.float64) if a.dtype.kind == "f" else a
-
-    def apply(layer: Any, inputs: Any, mask: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        mode = training and (layer.trainable or not layer.frozen_means_inference)
-        call = int(layer.get_runtime_state().get("_training_calls", 0))
-        out, out_mask, state = call_layer(layer, inputs, named.get(id(layer), {}),
-                                          training=mode, mask=mask, call=call,
-                                          **kwargs)  # fmt: skip
-        if state:
-            named[id(layer)].update({k: np.asarray(v, np.float64) for k, v in state.items()})
-        return out, out_mask
-
     results: dict[str, list[np.ndarray]] = {}
     counts: dict[int, int] = {}
 
@@ -146,37 +122,7 @@ def reference_calls(model: Any, x: Any, training: bool) -> dict[str, list[np.nda
         counts[id(layer)] = k + 1
         results[layer.name if k == 0 else f"{layer.name}#{k}"] = [np.asarray(o) for o in outs]
 
-    if isinstance(model, Sequential):
-        out, out_mask = f64(x), None
-        for layer in model.layers:
-            out, out_mask = apply(layer, out, out_mask, {})
-            record(layer, [out])
-        return results
-    inputs = x if isinstance(x, list | tuple) else [x]
-    values = {id(t): (f64(v), None) for t, v in zip(model.inputs, inputs, strict=True)}
-
-    def value(v: Any) -> Any:
-        if isinstance(v, SymbolicTensor):
-            return values[id(v)][0]
-        if isinstance(v, list | tuple) and any(isinstance(t, SymbolicTensor) for t in v):
-            return [value(t) for t in v]
-        return v
-
-    for node in model._nodes:
-        args = [values[id(t)] for t in node.inputs]
-        kwargs = {k: value(v) for k, v in node.kwargs.items()}
-        kwargs.update({f"{k}_mask": values[id(v)][1] for k, v in node.kwargs.items()
-                       if isinstance(v, SymbolicTensor)})  # fmt: skip
-        multi = node.layer.multi_input
-        masks = [m for _, m in args]
-        mask = (None if all(m is None for m in masks) else masks) if multi else masks[0]
-        arrays = [a for a, _ in args]
-        out, out_mask = apply(node.layer, arrays if multi else arrays[0], mask, kwargs)
-        outs = out if len(node.outputs) > 1 else [out]
-        out_masks = out_mask if isinstance(out_mask, list) else [out_mask] * len(outs)
-        for t, o, m in zip(node.outputs, outs, out_masks, strict=True):
-            values[id(t)] = (o, m)
-        record(node.layer, outs)
+    model_forward(model, x, model.get_weights(), training=training, call=None, on_call=record)
     return results
 
 
