@@ -52,7 +52,10 @@ def test_softmax_rows_sum_to_one_at_saturation(backend):
 def test_integer_input_becomes_float32(name, backend):
     y = dn.to_numpy(A.get(name)(np.array([[1, -2, 3]])))
     assert y.dtype == np.float32
-    np.testing.assert_allclose(y, getattr(R, name)(np.array([[1.0, -2.0, 3.0]])), rtol=1e-6)
+    # gelu_tanh at -2 sums 1 + tanh(-1.88) = 1 - 0.955: the cancellation multiplies the
+    # float32 rounding of tanh by 1/(1 + tanh) ≈ 22 (measured on TensorFlow: 1.7e-6).
+    rtol = 4e-6 if name == "gelu_tanh" else 1e-6
+    np.testing.assert_allclose(y, getattr(R, name)(np.array([[1.0, -2.0, 3.0]])), rtol=rtol)
 
 
 @pytest.mark.parametrize("axis", [2, -3, 5])

@@ -96,7 +96,8 @@ def emb(L: Any) -> Any:
 
 IDS = ("ids", Z.STEPS)
 RNN_K = Z.STEPS * (3 + 4 + 1)  # steps × (features + units + 1)
-ACTIVATIONS = [*dn.activations.NAMES, "swish", "hard_swish"]
+# gelu_tanh is dualnet's name for torch's GELU(approximate="tanh"): Keras has no such name.
+ACTIVATIONS = [*(n for n in dn.activations.NAMES if n != "gelu_tanh"), "swish", "hard_swish"]
 # Keras's MultiHeadAttention scales by tf.cast(1/sqrt(key_dim), float64): the Python float goes
 # through float32 first (key_dim 3: 1/sqrt(3) is not a float32).
 MHA_SCALE = "keras-float32-hyperparameters"

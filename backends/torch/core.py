@@ -103,7 +103,9 @@ def convert_to_tensor(x: Any, dtype: str | None = None) -> torch.Tensor:
     if arr.dtype.name == "bfloat16":
         # torch cannot read ml_dtypes arrays: pass the 16-bit patterns through int16 and
         # reinterpret them, so every value (a NaN's sign and payload too) arrives bit for bit.
-        bits = torch.from_numpy(np.ascontiguousarray(arr).view(np.int16)).view(torch.bfloat16)
+        # (ascontiguousarray makes a 0-d array 1-d: the shape is put back.)
+        raw = np.ascontiguousarray(arr).view(np.int16).reshape(arr.shape)
+        bits = torch.from_numpy(raw).view(torch.bfloat16)
         return bits.to(device=_device, dtype=target or torch.bfloat16)
     return torch.as_tensor(arr, dtype=target, device=_device)
 
