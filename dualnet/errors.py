@@ -121,4 +121,4 @@ class UnsupportedModelError(ValueError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{what}: {len(self.problems)} unsupported "
-                         f"{'item' if len(self.problems) == 1 else 'items'}:\n{lines}")
+                         f"{'item' if len(self.problems) == 1 else 'items'}:\n{lines}")  # fmt: skip

@@ -68,12 +68,13 @@ Where torch and Keras disagree (and what dualnet does)
 * **dtype.** Keras computes in the loss's dtype (``floatx`` = float32 by default, even for
   float64 inputs); torch in the input dtype. dualnet: y_pred's dtype, half precision in
   float32 (above).
+
+The shared machinery (the ``Loss`` base, the reduction, Note [Checked once per signature])
+is in :mod:`dualnet.loss_base`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -81,8 +82,23 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dualnet import _ops
-from dualnet.dtypes import ALL_DTYPES, FLOAT_DTYPES, FLOATX, INT_DTYPES
+from dualnet.dtypes import FLOAT_DTYPES, INT_DTYPES
 from dualnet.errors import bad_type, bad_value, check_real, unknown_name
+from dualnet.loss_base import (
+    CLIP_MODES,
+    EPSILON,
+    REDUCTIONS,  # noqa: F401 (re-exported: dn.losses.REDUCTIONS)
+    TORCH_LOG_CLAMP,  # noqa: F401 (re-exported)
+    Loss,
+    _align_shapes,
+    _canonical_axis,
+    _dtype_of,
+    _flag,
+    _int,
+    _losses,
+    _shape,
+    _shape_error,
+)
 
 __all__ = [
     "BinaryCrossentropy", "CategoricalCrossentropy", "Huber", "Loss", "MeanAbsoluteError",
@@ -90,241 +106,6 @@ __all__ = [
     "categorical_crossentropy", "get", "huber", "mean_absolute_error", "mean_squared_error",
     "serialize", "smooth_l1", "sparse_categorical_crossentropy",
 ]  # fmt: skip
-
-REDUCTIONS: tuple[str, ...] = ("sum_over_batch_size", "sum", "none", "mean")
-# keras.config.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON] before the log.
-EPSILON = 1e-7
-# torch.nn.BCELoss clamps log(p) and log(1 - p) at this value instead of clipping p.
-TORCH_LOG_CLAMP = -100.0
-CLIP_MODES: tuple[str, ...] = ("keras", "torch")
-_LOW_PRECISION = ("float16", "bfloat16")
-
-
-# --------------------------------------------------------------------------- validation helpers
-
-
-def _flag(argument: str, value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise bad_type(argument, value, "a bool", where=where)
-    return value
-
-
-def _int(argument: str, value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise bad_type(argument, value, "an int", where=where)
-    return int(value)
-
-
-def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(int(d) for d in x.shape)
-
-
-def _losses():
-    return _ops.backend().losses
-
-
-def _dtype_of(x: Any, argument: str, where: str) -> str:
-    try:
-        return _ops.backend().core.dtype_name(x)
-    except TypeError:
-        raise bad_type(
-            argument, x, f"numbers of one of the dtypes {', '.join(ALL_DTYPES)}", where=where
-        ) from None
-
-
-def _canonical_axis(axis: int, rank: int, where: str) -> int:
-    if not -rank <= axis < rank:
-        raise bad_value("axis", axis, f"an axis of y_pred, which has rank {rank}", where=where)
-    return axis % rank
-
-
-def _shape_error(where: str, t_shape, p_shape, expected: str) -> ValueError:
-    return ValueError(
-        f"{where}: y_true.shape={t_shape} does not match y_pred.shape={p_shape}; expected "
-        f"{expected}."
-    )
-
-
-def _align(t: Any, p: Any, where: str) -> tuple[Any, Any]:
-    """Keras's ``squeeze_or_expand_to_same_rank``: a trailing axis of size 1 on one side is
-    squeezed (or, against a rank-1 partner, that partner is expanded); then shapes must match
-    exactly. No other broadcasting: torch's MSELoss would silently broadcast (B,) with (B, 1)
-    to (B, B)."""
-    ts, ps = _shape(t), _shape(p)
-    reshape = _losses().reshape
-    if len(ts) == len(ps) + 1 and ts[-1] == 1:
-        t, p = (t, reshape(p, (*ps, 1))) if len(ps) == 1 else (reshape(t, ts[:-1]), p)
-    elif len(ps) == len(ts) + 1 and ps[-1] == 1:
-        t, p = (reshape(t, (*ts, 1)), p) if len(ts) == 1 else (t, reshape(p, ps[:-1]))
-    if _shape(t) != _shape(p):
-        raise _shape_error(where, ts, ps, "equal shapes (up to a trailing axis of size 1)")
-    return t, p
-
-
-def _targets(y_true: Any, p: Any, compute: str, where: str) -> Any:
-    """Dense targets: any numeric dtype, cast to the compute dtype."""
-    t = _ops.tensor(y_true)
-    _dtype_of(t, "y_true", where)
-    return _ops.tensor(t, compute)
-
-
-def _weight(sample_weight: Any, values: Any, compute: str, where: str) -> tuple[Any, Any]:
-    """Shape ``sample_weight`` against the per-sample ``values`` (see the module docstring)."""
-    if sample_weight is None:
-        return None, values
-    w = _ops.tensor(sample_weight)
-    if _dtype_of(w, "sample_weight", where) == "bool":
-        w = _ops.tensor(w, "int32")
-    w = _ops.tensor(w, compute)
-    ws, vs = _shape(w), _shape(values)
-    reshape = _losses().reshape
-    if len(ws) == 0:
-        return w, values
-    if len(vs) == len(ws) + 1 and vs[-1] == 1:  # Keras's trailing-1 rule, values side
-        if len(ws) == 1:
-            w = reshape(w, (*ws, 1))
-        else:
-            values = reshape(values, vs[:-1])
-    elif len(ws) == len(vs) + 1 and ws[-1] == 1:  # Keras's trailing-1 rule, weight side
-        if len(vs) == 1:
-            values = reshape(values, (*vs, 1))
-        else:
-            w = reshape(w, ws[:-1])
-    elif 0 < len(ws) < len(vs) and vs[: len(ws)] == ws:
-        # One weight per sample: expand on the right. Keras 3 would multiply along the *last*
-        # axis instead (an error, or silently wrong weights when B equals the last axis).
-        w = reshape(w, ws + (1,) * (len(vs) - len(ws)))
-    w_s, v_s = _shape(w), _shape(values)
-    ok = len(w_s) == 0 or (
-        len(w_s) == len(v_s) and all(a in (1, b) for a, b in zip(w_s, v_s, strict=True))
-    )
-    if not ok:
-        raise ValueError(
-            f"{where}: invalid sample_weight of shape {ws} for per-sample losses of shape "
-            f"{vs}; expected a scalar, shape {vs}, or a leading part of it such as "
-            f"{vs[:1]} (one weight per sample)."
-        )
-    return w, values
-
-
-# --------------------------------------------------------------------------- the spec objects
-
-
-@dataclass(frozen=True, kw_only=True)
-class Loss:
-    """Base class: reduction, name, sample weights and dtype handling (see the module docstring).
-
-    Args:
-        reduction: ``"sum_over_batch_size"`` (default), ``"mean"`` (the same), ``"sum"`` or
-            ``"none"`` (``None`` is accepted for ``"none"``, as in Keras).
-        name: a name for the loss (defaults to the Keras name, e.g. ``"mean_squared_error"``).
-    """
-
-    reduction: str | None = "sum_over_batch_size"
-    name: str | None = None
-    default_name: ClassVar[str] = "loss"
-
-    def __post_init__(self) -> None:
-        where = type(self).__name__
-        reduction = "none" if self.reduction is None else self.reduction
-        if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-            raise bad_value(
-                "reduction", self.reduction, f"one of {', '.join(map(repr, REDUCTIONS))}",
-                where=where,
-            )  # fmt: skip
-        object.__setattr__(self, "reduction", reduction)
-        if self.name is None:
-            object.__setattr__(self, "name", self.default_name)
-        elif not isinstance(self.name, str):
-            raise bad_type("name", self.name, "a str or None", where=where)
-        self._validate(where)
-
-    def _validate(self, where: str) -> None:
-        """Subclasses check their own configuration here."""
-        # A body besides the docstring: tf.function's AutoGraph cannot convert an empty one.
-        return None
-
-    def _values(self, y_true: Any, p: Any, compute: str, where: str) -> tuple[Any, int | None]:
-        """Per-sample losses of native ``p`` (already in ``compute`` dtype), and the divisor of
-        ``sum_over_batch_size`` when it is not the number of values."""
-        raise NotImplementedError
-
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
-        """The loss of ``y_pred`` against ``y_true``, weighted and reduced.
-
-        Args:
-            y_true: targets, the shape of ``y_pred`` (class labels without the class axis for
-                :class:`SparseCategoricalCrossentropy`).
-            y_pred: predictions (probabilities or logits for the cross-entropies).
-            sample_weight: optional weights; a scalar, the per-sample loss shape, or a leading
-                part of it.
-
-        Returns:
-            A native scalar (``"sum"``, ``"sum_over_batch_size"``, ``"mean"``) or the weighted
-            per-sample values (``"none"``), in ``y_pred``'s floating dtype.
-        """
-        where = type(self).__name__
-        mask = getattr(y_pred, "_keras_mask", None)  # read before any conversion drops it
-        p = _ops.tensor(y_pred)
-        out_dtype = _dtype_of(p, "y_pred", where)
-        if out_dtype not in FLOAT_DTYPES:  # integer/bool predictions: Keras casts to floatx
-            out_dtype = FLOATX
-        if len(_shape(p)) == 0:
-            raise bad_value("y_pred.shape", (), "at least one dimension", where=where)
-        # Half precision is computed in float32 and rounded once at the end (module docstring).
-        compute = "float32" if out_dtype in _LOW_PRECISION else out_dtype
-        p = _ops.tensor(p, compute)
-        values, count = self._values(y_true, p, compute, where)
-        weight, values = _weight(sample_weight, values, compute, where)
-        if mask is not None:
-            weight, values, count = self._masked(mask, weight, values, count, compute, where)
-        if count is None:
-            count = math.prod(_shape(values))
-        reduction = "sum_over_batch_size" if self.reduction == "mean" else self.reduction
-        out = _losses().reduce(values, weight, reduction, count)
-        return _ops.tensor(out, out_dtype)
-
-    def _masked(self, mask: Any, weight: Any, values: Any, count: int | None, compute: str,
-                where: str) -> tuple[Any, Any, Any]:  # fmt: skip
-        """Step 4 of the reduction: the mask as 0/1 weights, and the number of valid entries
-        as the divisor (counted on the host, where the loss's value goes anyway)."""
-        if count is not None:
-            raise NotImplementedError(
-                f"{where}: a mask on y_pred together with ignore_class is not supported; mask the "
-                "labels with ignore_class or the predictions with a mask, not both."
-            )
-        core = _ops.backend().core
-        if core.is_symbolic(mask):  # tf.function / torch.compile: the count stays on the device
-            m, values = _weight(mask, values, compute, where)  # bool -> 0/1 in compute dtype
-            weight = m if weight is None else weight * m
-            # The valid entries of m broadcast to the values' (static) shape.
-            factor = math.prod(_shape(values)) // max(math.prod(_shape(m)), 1)
-            return weight, values, core.count_nonzero(m) * factor
-        flags = np.asarray(_ops.to_numpy(mask), dtype=bool)
-        m, values = _weight(flags.astype(np.float64), values, compute, where)
-        weight = m if weight is None else weight * m
-        valid = int(np.count_nonzero(np.broadcast_to(_ops.to_numpy(m) != 0, _shape(values))))
-        return weight, values, valid
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        """The unweighted per-sample losses (what ``reduction="none"`` returns without weights)."""
-        return dataclasses.replace(self, reduction="none")(y_true, y_pred)
-
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments, as a dict (``from_config`` inverts it)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Loss:
-        if not isinstance(config, dict):
-            raise bad_type("config", config, "a dict from get_config()", where=cls.__name__)
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in config:
-            if key not in known:
-                raise bad_value(
-                    "config", key, f"keys among {', '.join(sorted(known))}", where=cls.__name__
-                )
-        return cls(**config)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -337,9 +118,14 @@ class MeanSquaredError(Loss):
 
     default_name: ClassVar[str] = "mean_squared_error"
 
-    def _values(self, y_true, p, compute, where):
-        t, p = _align(_targets(y_true, p, compute, where), p, where)
-        return _losses().mean_squared_error(t, p), None
+    def _signature_checked(self):
+        return True
+
+    def _layout(self, ts, ps, where):
+        return (*_align_shapes(ts, ps, where), None)
+
+    def _kernel(self, t, p, axis):
+        return _losses().mean_squared_error(t, p)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -351,9 +137,14 @@ class MeanAbsoluteError(Loss):
 
     default_name: ClassVar[str] = "mean_absolute_error"
 
-    def _values(self, y_true, p, compute, where):
-        t, p = _align(_targets(y_true, p, compute, where), p, where)
-        return _losses().mean_absolute_error(t, p), None
+    def _signature_checked(self):
+        return True
+
+    def _layout(self, ts, ps, where):
+        return (*_align_shapes(ts, ps, where), None)
+
+    def _kernel(self, t, p, axis):
+        return _losses().mean_absolute_error(t, p)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -377,9 +168,14 @@ class Huber(Loss):
             raise bad_value("delta", self.delta, "a number > 0", where=where)
         object.__setattr__(self, "delta", delta)
 
-    def _values(self, y_true, p, compute, where):
-        t, p = _align(_targets(y_true, p, compute, where), p, where)
-        return _losses().huber(t, p, self.delta), None
+    def _signature_checked(self):
+        return True
+
+    def _layout(self, ts, ps, where):
+        return (*_align_shapes(ts, ps, where), None)
+
+    def _kernel(self, t, p, axis):
+        return _losses().huber(t, p, self.delta)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -405,9 +201,14 @@ class SmoothL1(Loss):
                             where=where)  # fmt: skip
         object.__setattr__(self, "beta", beta)
 
-    def _values(self, y_true, p, compute, where):
-        t, p = _align(_targets(y_true, p, compute, where), p, where)
-        return _losses().smooth_l1(t, p, self.beta), None
+    def _signature_checked(self):
+        return True
+
+    def _layout(self, ts, ps, where):
+        return (*_align_shapes(ts, ps, where), None)
+
+    def _kernel(self, t, p, axis):
+        return _losses().smooth_l1(t, p, self.beta)
 
 
 def _validate_ce(loss: Any, where: str, *, smoothing: bool) -> None:
@@ -456,20 +257,30 @@ class BinaryCrossentropy(Loss):
         if self.clip not in CLIP_MODES:
             raise bad_value("clip", self.clip, "'keras' or 'torch'", where=where)
 
+    def _signature_checked(self):
+        # clip="torch" on probabilities checks their values (below): every call is checked.
+        return self.from_logits or self.clip != "torch"
+
+    def _layout(self, ts, ps, where):
+        t_to, p_to = _align_shapes(ts, ps, where)
+        return t_to, p_to, _canonical_axis(self.axis, len(ps if p_to is None else p_to), where)
+
     def _values(self, y_true, p, compute, where):
-        t, p = _align(_targets(y_true, p, compute, where), p, where)
-        axis = _canonical_axis(self.axis, len(_shape(p)), where)
+        t, p, axis = self._laid_out(y_true, p, compute, where)
         if self.clip == "torch" and not self.from_logits:
             arr = _ops.to_numpy(p)
             bad = ~((arr >= 0) & (arr <= 1))
             if bad.any():  # torch's BCELoss refuses these; TF's log would give NaN silently
                 raise bad_value("y_pred", float(arr[bad][0]), "probabilities in [0, 1] with "
                                 "clip='torch'", where=where)  # fmt: skip
+        return self._kernel(t, p, axis), None
+
+    def _kernel(self, t, p, axis):
         if self.label_smoothing:
             t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         return _losses().binary_crossentropy(
             t, p, from_logits=self.from_logits, axis=axis, clip=self.clip, epsilon=EPSILON
-        ), None
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -502,9 +313,10 @@ class CategoricalCrossentropy(Loss):
     def _validate(self, where):
         _validate_ce(self, where, smoothing=True)
 
-    def _values(self, y_true, p, compute, where):
-        t = _targets(y_true, p, compute, where)
-        ts, ps = _shape(t), _shape(p)
+    def _signature_checked(self):
+        return True
+
+    def _layout(self, ts, ps, where):
         axis = _canonical_axis(self.axis, len(ps), where)
         k = ps[axis]
         without = ps[:axis] + ps[axis + 1 :]
@@ -514,12 +326,15 @@ class CategoricalCrossentropy(Loss):
                 f"y_pred.shape={ps}; CategoricalCrossentropy expects one-hot or probability "
                 f"targets of y_pred's shape. Use SparseCategoricalCrossentropy for labels."
             )
-        t, p = _align(t, p, where)
+        return (*_align_shapes(ts, ps, where), (axis, k))
+
+    def _kernel(self, t, p, axis):
+        axis, k = axis  # the class axis and K, the number of classes, of y_pred as given
         if self.label_smoothing:
             t = t * (1.0 - self.label_smoothing) + self.label_smoothing / k
         return _losses().categorical_crossentropy(
             t, p, from_logits=self.from_logits, axis=axis, epsilon=EPSILON
-        ), None
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

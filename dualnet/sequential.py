@@ -24,6 +24,9 @@ from dualnet.models import (
 
 __all__ = ["Sequential"]
 
+# Input signatures (shape, dtype) a model keeps as checked (more: forgotten, checked again).
+_MAX_CHECKED = 64
+
 
 class Sequential(Model):
     """A plain stack of layers, each feeding the next (Keras's ``keras.Sequential``).
@@ -135,7 +138,15 @@ class Sequential(Model):
         return self(tensors[0], training=training)
 
     def _prepare(self, tensors: list[Any], core: Any) -> list[Any]:
-        t = _to_input_dtype(tensors[0], self.input_dtype(), core, self._where())
+        t = tensors[0]
+        # The checks below depend only on the input's shape and dtype: a signature that has
+        # passed them once, with no cast to make, is not checked again (a training loop calls
+        # with the same one at every step).
+        key = (tuple(t.shape), t.dtype)
+        checked = self.__dict__.get("_checked_inputs")
+        if checked is not None and key in checked:
+            return [t]
+        t = _to_input_dtype(t, self.input_dtype(), core, self._where())
         shape = tuple(t.shape)
         # The first layer's own check gives the most specific message ("Dense 'dense' expects
         # inputs with last dimension 3, ..."); then the whole build shape is compared.
@@ -148,6 +159,11 @@ class Sequential(Model):
                 f"{self._where()} expects inputs of shape {format_shape(expected)}, got shape "
                 f"{shape}."
             )
+        if t is tensors[0]:  # no cast was needed: the signature is checked for next time
+            if checked is None or len(checked) >= _MAX_CHECKED:
+                checked = set()
+                object.__setattr__(self, "_checked_inputs", checked)
+            checked.add(key)
         return [t]
 
     def _run(self, tensors: list[Any], single: bool, training: bool) -> Any:

@@ -55,6 +55,7 @@ says where the flag is read and what is rolled back.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -65,7 +66,7 @@ from dualnet import _ops
 from dualnet import metrics as _metrics
 from dualnet import random as _random
 from dualnet import training_steps as _steps
-from dualnet._backend import backend_module, use_backend
+from dualnet._backend import backend_module, get_backend, use_backend
 from dualnet._ops import tensor_backend, to_numpy
 from dualnet._progress import Progress as _Progress
 from dualnet.errors import NonFiniteError, bad_type, bad_value
@@ -122,7 +123,7 @@ def _native_inputs(model: Any, x: Any, where: str) -> tuple[Any, list[Any]]:
     backend = model._backend
     for item in xs:
         model._check_tensor(item, backend)
-    core = backend_module(backend).core
+    core = _ops.package(backend).core
     tensors = [core.convert_to_tensor(item) for item in xs]
     return (tensors[0] if single else tensors), tensors
 
@@ -139,7 +140,7 @@ def _forward_loss(model: Any, c: Compiled, x: Any, y: Any, *,
     test_step/evaluate), as Keras."""
 
     xs, single = model._split_inputs(x)
-    core = backend_module(model._backend).core
+    core = _ops.package(model._backend).core
 
     def compute() -> tuple[Any, Any]:
         # What model(x, training=...) runs once the model is built and x is native (checked by
@@ -183,7 +184,7 @@ def _step(model: Any, c: Compiled, x: Any, y: Any, *, epoch: int | None = None,
     value is non-finite (Note [Non-finite values stop training])."""
     B = _ops.package(model._backend).models
     params = _params(model, c)
-    with use_backend(model._backend):
+    with _on_backend(model._backend):
         loss, outputs, grads = B.value_and_grads(_forward_loss(model, c, x, y), params)
         value = float(loss)  # a 0-d tensor of either framework converts itself
         # One cheap all-finite test per step (the loss on the host, where it is read anyway);
@@ -195,6 +196,12 @@ def _step(model: Any, c: Compiled, x: Any, y: Any, *, epoch: int | None = None,
         logs = _metric_logs(c, y, outputs)
         c.optimizer.apply(grads, params)
     return value, logs
+
+
+def _on_backend(backend: str) -> Any:
+    """``use_backend(backend)``, or nothing to switch (and undo) when it is already active:
+    the common case, once per step."""
+    return contextlib.nullcontext() if get_backend() == backend else use_backend(backend)
 
 
 def _params(model: Any, c: Compiled) -> list[Any]:
@@ -272,8 +279,11 @@ def train_step(model: Any, x: Any, y: Any) -> dict[str, float]:
     c = _compiled(model, "train_step")
     _ensure_built(model, x, "train_step")
     runner = _runner(model, c)
-    if runner is None:
-        return _one_batch(model, x, y, "train_step", _step)
+    if runner is None:  # _one_batch's work, without repeating the two checks above
+        xn, _ = _native_inputs(model, x, "train_step")
+        yn = _ops.package(model._backend).core.convert_to_tensor(_labels(y))
+        loss, metric_values = _step(model, c, xn, yn)
+        return {"loss": loss, **{k: float(np.mean(v)) for k, v in metric_values.items()}}
     _, xs = _native_inputs(model, x, "train_step")  # the eager step's checks and conversions
     single = model._split_inputs(x)[1]
     yn = backend_module(model._backend).core.convert_to_tensor(_labels(y))

@@ -403,3 +403,101 @@ def test_sparse_categorical_traced_matches_eager(ignore_class):
         traced = tf.function(lambda a, b: loss(a, b))
         assert float(traced(tf.constant(y), tf.constant(p))) == eager
         assert float(traced(tf.constant(y[:, None]), tf.constant(p))) == eager
+
+
+# ------------------------------------------------------------------ checked once per signature
+# Note [Checked once per signature]: a loss keeps the decisions of a call whose checks passed and
+# reuses them for calls with the same signature. The kept path must give the bits of the full
+# one, and a bad call must still raise the full path's error after good ones were kept.
+
+# (y_true shape, y_pred shape), including the shapes Keras's trailing-axis rule reshapes.
+SIGNATURES = {
+    "same-shape": ((4, 3), (4, 3)),
+    "true-trailing-1": ((4, 1), (4,)),
+    "pred-trailing-1": ((4,), (4, 1)),
+    "rank3": ((2, 4, 3), (2, 4, 3)),
+}
+# Every loss that checks only signatures, with every signature it takes (categorical targets
+# have y_pred's shape).
+KEPT_CASES = [(n, s) for n in SPECS if not n.startswith("scce") for s in SIGNATURES
+              if not (SPECS[n][0] is L.CategoricalCrossentropy and "trailing" in s)]  # fmt: skip
+
+
+def _native_pair(backend, kind, shapes, dtype, seed=0):
+    t, p = _inputs(kind, seed)
+    (ts, ps) = shapes
+    t = np.resize(t, ts) if ts != t.shape else t
+    p = np.resize(p, ps) if ps != p.shape else p
+    core = backend_module(backend).core
+    return core.convert_to_tensor(t, dtype), core.convert_to_tensor(p, dtype)
+
+
+def _value_and_grad(loss, t, p, backend):
+    """The loss (float64 numpy) and, on torch, its gradient with respect to y_pred."""
+    if backend != "torch":
+        return _np(loss(t, p)), None
+    import torch
+
+    p = p.detach().requires_grad_(True)
+    out = loss(t, p)
+    (grad,) = torch.autograd.grad(out.sum(), [p])
+    return _np(out.detach()), _np(grad)
+
+
+@pytest.mark.parametrize("dtype", ("float32", "float64", "bfloat16"))
+@pytest.mark.parametrize("reduction", ("sum_over_batch_size", "none"))
+@pytest.mark.parametrize(("name", "signature"), KEPT_CASES, ids=[f"{n}-{s}" for n, s in KEPT_CASES])
+def test_kept_signature_gives_the_full_paths_bits(name, signature, reduction, backend, dtype):
+    cls, kw, _, kind = SPECS[name]
+    shapes = SIGNATURES[signature]
+    kept = cls(reduction=reduction, **kw)
+    for seed in (0, 1, 2):  # the first call checks and keeps; the others reuse
+        t, p = _native_pair(backend, kind, shapes, dtype, seed)
+        ours, grad = _value_and_grad(kept, t, p, backend)
+        fresh, fresh_grad = _value_and_grad(cls(reduction=reduction, **kw), t, p, backend)
+        np.testing.assert_array_equal(ours, fresh)  # bit for bit (NaN where NaN)
+        if grad is not None:
+            np.testing.assert_array_equal(grad, fresh_grad)
+    assert len(kept.__dict__.get("_plans", {})) == 1  # the signature was kept and reused
+
+
+def test_value_checks_are_never_skipped(backend):
+    """Losses that check values (labels, torch-clipped probabilities) keep nothing."""
+    core = backend_module(backend).core
+    scce = L.SparseCategoricalCrossentropy()
+    p = core.convert_to_tensor(np.ones((2, 3)) / 3)
+    scce(core.convert_to_tensor(np.array([0, 2])), p)
+    with pytest.raises(ValueError, match=r"y_true=3"):
+        scce(core.convert_to_tensor(np.array([0, 3])), p)
+    bce = L.BinaryCrossentropy(clip="torch")
+    bce(core.convert_to_tensor(np.zeros(2)), core.convert_to_tensor(np.array([0.5, 0.5])))
+    with pytest.raises(ValueError, match=r"y_pred=1.5"):
+        bce(core.convert_to_tensor(np.zeros(2)), core.convert_to_tensor(np.array([0.5, 1.5])))
+    assert "_plans" not in scce.__dict__ and "_plans" not in bce.__dict__
+
+
+# A good call of the same loss before each bad call of BAD_CALLS (native tensors: the calls a
+# training loop makes).
+GOOD_BEFORE = {
+    "shape-mismatch": (np.zeros((2, 4)), np.zeros((2, 4))),
+    "labels-to-cce": (np.ones((2, 3)) / 3, np.ones((2, 3)) / 3),
+    "axis-out-of-range": (np.ones((2, 3, 3)) / 3, np.ones((2, 3, 3)) / 3),
+}
+
+
+@pytest.mark.parametrize("case", list(GOOD_BEFORE))
+def test_kept_signatures_do_not_hide_bad_calls(case, backend):
+    loss, t, p, _, needles = BAD_CALLS[case]
+    loss = dataclasses.replace(loss)  # a fresh instance: nothing kept yet
+    core = backend_module(backend).core
+    good_t, good_p = (core.convert_to_tensor(a) for a in GOOD_BEFORE[case])
+    loss(good_t, good_p)
+    loss(good_t, good_p)
+    for _ in range(2):  # refused every time, with the full path's message
+        with pytest.raises(ValueError) as info:
+            loss(core.convert_to_tensor(t), core.convert_to_tensor(p))
+        with pytest.raises(ValueError) as full:
+            dataclasses.replace(loss)(t, p)
+        assert str(info.value) == str(full.value)
+        for needle in needles:
+            assert needle in str(info.value)

@@ -539,3 +539,42 @@ def test_overflowing_check_sum_of_finite_values_does_not_stop_training(backend):
     logs = model.train_step(np.zeros((4, 3)), np.zeros((4, 2)))  # zero inputs: finite loss
     assert logs["loss"] == 0.0 and model.optimizer.iterations == 1
     np.testing.assert_array_equal(model.get_weights()[0], big)
+
+
+# -------------------------------------------------- the step's call path: checks kept per signature
+
+
+def test_kept_input_signature_does_not_hide_bad_inputs(backend):
+    """A Sequential model checks an input signature (shape, dtype) once; a bad one after good
+    calls gets the full check's error, and other dtypes are still cast."""
+    model = build("sequential", backend, dtype="float32")
+    good = X[:2].astype("float32")
+    first = dn.to_numpy(model(good))
+    np.testing.assert_array_equal(dn.to_numpy(model(good)), first)  # the kept signature
+    assert model.__dict__.get("_checked_inputs")
+    with pytest.raises(ValueError) as kept:
+        model(np.zeros((2, 4), "float32"))
+    with pytest.raises(ValueError) as full:
+        build("sequential", backend, dtype="float32")(np.zeros((2, 4), "float32"))
+    assert str(kept.value) == str(full.value) and "last dimension 3" in str(kept.value)
+    cast = model(good.astype("float64"))  # cast to the Input's float32 as before
+    assert dn.to_numpy(cast).dtype == np.float32
+    np.testing.assert_array_equal(dn.to_numpy(cast), first)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_torch_dense_activation_is_the_neutral_functions_bits(activation, dtype):
+    """torch's Dense calls the torch function behind a standard activation directly (half
+    precision in float32, rounded once); the bits are the neutral function's."""
+    import torch
+
+    from dualnet import _ops
+
+    with dn.use_backend("torch"):
+        layer = dn.layers.Dense(4, activation=activation, dtype=dtype)
+        x = _ops.tensor(RNG.normal(0, 4, (5, 3)), dtype)
+        y = layer(x)
+        linear = torch.nn.functional.linear(x, layer.native.kernel, layer.native.bias)
+        expected = getattr(dn.activations, activation)(linear)
+    assert y.dtype == expected.dtype and torch.equal(y, expected)

@@ -32,6 +32,17 @@ def _modules(layers: Sequence[Any]) -> OrderedDict[str, nn.Module]:
     return OrderedDict((layer.name, layer.native) for layer in layers if layer.native is not None)
 
 
+_NATIVE_DTYPES: dict[str, torch.dtype] = {}
+
+
+def _native_dtype(name: str) -> torch.dtype:
+    """``core.native_dtype`` of a layer's dtype name, cached (every layer call asks)."""
+    dtype = _NATIVE_DTYPES.get(name)
+    if dtype is None:
+        dtype = _NATIVE_DTYPES[name] = core.native_dtype(name)
+    return dtype
+
+
 def _cast(x: Any, module: nn.Module) -> Any:
     """Floating inputs cast to the layer's dtype, as a dualnet (or Keras) layer call does: a
     float64 layer after a float32 one computes in float64 on both backends. The mask attached
@@ -40,7 +51,7 @@ def _cast(x: Any, module: nn.Module) -> Any:
         return [_cast(t, module) for t in x]
     if not isinstance(x, torch.Tensor) or module.layer.integer_input:
         return x
-    target = core.native_dtype(module.layer.dtype)
+    target = _native_dtype(module.layer.dtype)
     if not x.is_floating_point() or x.dtype == target:
         return x
     y = x.to(target)
@@ -151,8 +162,10 @@ def value_and_grads(
     with torch.enable_grad():
         loss, outputs = compute()
         grads = torch.autograd.grad(loss, list(params), allow_unused=True)
-    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
-    return loss.detach(), outputs, grads
+    if any(g is None for g in grads):
+        grads = [torch.zeros_like(p) if g is None else g
+                 for p, g in zip(params, grads, strict=True)]  # fmt: skip
+    return loss.detach(), outputs, list(grads)
 
 
 def all_finite(tensors: Sequence[torch.Tensor]) -> bool:

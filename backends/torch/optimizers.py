@@ -50,8 +50,9 @@ Running them with every use known, it
   immediate path allocates those and more, every step).
 
 Then the variables are written (:func:`assign_groups`): a new weight ``w - x`` or ``w + x``
-(``w`` the weight read as it is, ``x`` deferred) is written as ``x`` subtracted from or added to
-the weight in place, the same operation with its result where it goes; a new slot value takes
+(``w`` the weight read as it is, ``x`` deferred, or computed at once in a small group, where
+``w ± x`` alone is recorded) is written as ``x`` subtracted from or added to the weight in
+place, the same operation with its result where it goes; a new slot value takes
 over its buffer (``set_``: the slot tensor, which only the optimizer holds, points to the new
 storage and the pool gets the old one); anything else is copied. That saves a pass over the
 weights and one per slot.
@@ -172,11 +173,22 @@ class Group:
             _Plan([self], _Pool()).run()
         return self._items  # type: ignore[return-value]
 
+    def _weights(self) -> bool:
+        """A leaf of model weights (``nn.Parameter``s, read as they are): the only tensors an
+        update writes in place."""
+        return self.op is None and all(isinstance(t, torch.nn.Parameter)
+                                       for t in self._items)  # type: ignore[union-attr]  # fmt: skip
+
     def __len__(self) -> int:
         return len(self.items) if self.op is None else len(self.args[0])
 
     def _binary(self, other: Any, name: str, foreach: Any, single: Any) -> Group:
         if self.deferred or (isinstance(other, Group) and other.deferred):
+            return Group._node(name, self, other)
+        if name in ("add", "sub") and isinstance(other, Group) and self._weights():
+            # w ± x, the new value of the weights: recorded, and written in place by
+            # assign_groups (the same operation where its result goes; Note [Deferred
+            # updates]) instead of computed into new tensors and copied.
             return Group._node(name, self, other)
         if isinstance(other, Group):
             return Group(foreach(self.items, other.items))
@@ -252,9 +264,16 @@ def sqrt(x: torch.Tensor | Group) -> torch.Tensor | Group:
     if isinstance(x, Group):
         if x.deferred:
             return Group._node("sqrt", x)
-        if all(t.dtype == torch.float64 for t in x.items):
-            return Group(torch._foreach_sqrt(x.items))
-        return Group([_sqrt(t) for t in x.items])
+        items = x.items
+        if all(t.dtype == torch.float64 for t in items):
+            return Group(torch._foreach_sqrt(items))
+        if (all(t.dtype == torch.float32 and t.device.type == "cpu" and not t.requires_grad
+                for t in items) and not torch.compiler.is_compiling()):  # fmt: skip
+            # _sqrt's numpy path for every tensor, under one errstate (entering it costs more
+            # than a small tensor's root).
+            with np.errstate(invalid="ignore"):  # NaN for x < 0, silently, as torch.sqrt
+                return Group([torch.from_numpy(np.asarray(np.sqrt(t.numpy()))) for t in items])
+        return Group([_sqrt(t) for t in items])
     return _sqrt(x)
 
 
@@ -311,7 +330,7 @@ def assign_groups(variables: list[list[torch.Tensor]], values: list[Group], pool
     The pool then gets every buffer back for the next step."""
     pool = pool if pool is not None else _Pool()
     fused = {j for j, (vs, g) in enumerate(zip(variables, values, strict=True))
-             if g.op in ("add", "sub") and g._items is None and _deferred(g.args[1])
+             if g.op in ("add", "sub") and g._items is None and isinstance(g.args[1], Group)
              and g.args[0].op is None and all(a is v for a, v in zip(g.args[0].items, vs,
                                                                       strict=True))}  # fmt: skip
     outputs = [g.args[1] if j in fused else g for j, g in enumerate(values)]

@@ -76,6 +76,20 @@ def _forward_parameters(cls: type) -> frozenset[str]:
     return names
 
 
+_PLAIN_CALL: dict[type, bool] = {}
+
+
+def _plain_call(cls: type) -> bool:
+    """Whether a call of ``cls`` whose inputs carry no mask needs none of the mask logic of
+    :meth:`Module.__call__`: ``compute_mask`` is the default (no mask in, none out) and
+    ``forward`` takes no ``training_mask``. Cached per class, as :func:`_forward_parameters`."""
+    plain = _PLAIN_CALL.get(cls)
+    if plain is None:
+        default_mask = cls.compute_mask is Module.compute_mask
+        plain = _PLAIN_CALL[cls] = default_mask and "training_mask" not in _forward_parameters(cls)
+    return plain
+
+
 def _mask_of(x: Any) -> Any:
     """The mask attached to a tensor, a list of masks for a list (None if none has one)."""
     if isinstance(x, list | tuple):
@@ -118,9 +132,15 @@ class Module(nn.Module):
         when ``forward`` takes it; the output mask from :meth:`compute_mask` is attached to the
         output when the layer supports masking; a mask reaching a layer that does not is
         dropped with Keras's warning."""
-        params = _forward_parameters(type(self))
         x = args[0] if args else None
         previous = _mask_of(x)
+        if (previous is None and _plain_call(type(self))
+                and (not kwargs or (len(kwargs) == 1 and "training" in kwargs))):  # fmt: skip
+            # The common call (no mask in; only ``training``): no mask to pass, none to attach,
+            # no warning to give, so nn.Module's call as it is (the branches below would all
+            # fall through to returning ``out``).
+            return super().__call__(*args, **kwargs)
+        params = _forward_parameters(type(self))
         if previous is not None and "mask" in params and kwargs.get("mask") is None:
             kwargs["mask"] = previous
         for name, value in list(kwargs.items()):
