@@ -109,7 +109,9 @@ class BatchNormalization(_Custom):
                 variance = variance * n / (n - 1.0)
             else:
                 message = f"{self.layer.name}: the unbiased moving variance needs n > 1"
-                with tf.control_dependencies([tf.debugging.assert_greater(n, 1.0, message)]):
+                # (1 in n's dtype: a Python 1.0 becomes float32 and a float64 n is refused.)
+                one = tf.constant(1.0, n.dtype)
+                with tf.control_dependencies([tf.debugging.assert_greater(n, one, message)]):
                     variance = variance * n / (n - 1.0)
         elif self.unbiased:
             shape = tf.shape(xc)
@@ -119,7 +121,9 @@ class BatchNormalization(_Custom):
                 variance = variance * n / (n - 1.0)
             else:  # graph mode with an unknown batch size: n > 1 checked when it runs
                 message = f"{self.layer.name}: the unbiased moving variance needs n > 1"
-                with tf.control_dependencies([tf.debugging.assert_greater(n, 1.0, message)]):
+                # (1 in n's dtype: a Python 1.0 becomes float32 and a float64 n is refused.)
+                one = tf.constant(1.0, n.dtype)
+                with tf.control_dependencies([tf.debugging.assert_greater(n, one, message)]):
                     variance = variance * n / (n - 1.0)
         m = self.momentum
         moving_mean, moving_variance = self.named["moving_mean"], self.named["moving_variance"]
