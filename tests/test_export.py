@@ -116,6 +116,14 @@ def builtin_functional():
     return dn.Model([a, b], dn.layers.Dense(2, activation="sigmoid")(dn.layers.Flatten()(h)))
 
 
+def builtin_rescaling():
+    """Keras's own Rescaling realises float32 layers without a -0.0 operand (a Keras built-in)."""
+    return dn.Sequential([
+        dn.Input(shape=(4,)), dn.layers.Rescaling(1 / 127.5, offset=-1.0),
+        dn.layers.Rescaling([0.5, -2.0, 1 / 3, 4.0], offset=0.25), dn.layers.Dense(3),
+    ])  # fmt: skip
+
+
 # (backend, format, builder, inputs, path suffix, other export arguments)
 ARTEFACTS = {
     "saved_model-cnn_bn": ("tensorflow", "tf_saved_model", cnn_bn, IMAGES, ""),
@@ -125,6 +133,7 @@ ARTEFACTS = {
     "keras-mlp": ("tensorflow", "keras", builtin_mlp, FLOATS, ".keras"),
     "keras-functional": ("tensorflow", "keras", builtin_functional, [FLOATS, FLOATS[::-1]],
                          ".keras"),
+    "keras-rescaling": ("tensorflow", "keras", builtin_rescaling, FLOATS, ".keras"),
     "torch_export-cnn_bn": ("torch", "torch_export", cnn_bn, IMAGES, ".pt2"),
     "torch_export-embedding_lstm": ("torch", "torch_export", embedding_lstm, [IDS, FLOATS],
                                     ".pt2"),
@@ -215,6 +224,22 @@ def test_keras_file_refusal_lists_every_layer_and_why(tmp_path):
         sub = subclassed()
     with pytest.raises(ExportError, match="subclassed model"):
         sub.export(tmp_path / "s.keras")
+
+
+def test_keras_file_refuses_rescaling_that_keras_computes_otherwise(tmp_path):
+    """float64 (Keras rounds Python-float operands to float32), half precision (Keras computes
+    in half) and a -0.0 offset (Keras's tf.cast reads TensorFlow's scalar cache) are realised by
+    dualnet's own layer, which a .keras file cannot name."""
+    with dn.use_backend("tensorflow"):
+        model = dn.Sequential([
+            dn.Input(shape=(4,), dtype="float64"), dn.layers.Rescaling(0.5, dtype="float64"),
+            dn.layers.Rescaling(2.0, dtype="float16"), dn.layers.Rescaling(2.0, offset=-0.0),
+        ])  # fmt: skip
+        model(FLOATS)
+    with pytest.raises(ExportError, match=r"cannot be a \.keras file") as info:
+        model.export(tmp_path / "r.keras")
+    problems = info.value.problems
+    assert len(problems) == 3 and all("dualnet's own Keras layer" in p for p in problems)
 
 
 def test_torch_export_keeps_the_embedding_id_check(tmp_path):

@@ -158,6 +158,12 @@ CASES = [
     Case("layernorm", one(lambda L: L.LayerNormalization(axis=[1, 2]), (4, 5)), k=20),
     Case("rmsnorm", one(lambda L: L.RMSNormalization(), (4, 5)), k=5),
     Case("unitnorm", one(lambda L: L.UnitNormalization(), (4, 5)), k=5),
+    # Keras's float64 Rescaling casts its Python-float operands through float32.
+    Case("rescaling", one(lambda L: L.Rescaling(1 / 127.5, offset=-1.0), (4, 4, 3)),
+         divergence="keras-float32-hyperparameters"),
+    Case("rescaling-per-channel", one(lambda L: L.Rescaling(
+        np.array([0.5, -2.0, 1 / 3]), offset=(0.1, 0.0, -0.25)), (5, 3)),
+        divergence="keras-float32-hyperparameters"),
     *(Case(f"noise-{n}", one(make, (4, 6)), noise=True) for n, make in [
         ("dropout", lambda L: L.Dropout(0.5, noise_shape=(None, 1, 6), seed=3)),
         ("gaussian-dropout", lambda L: L.GaussianDropout(0.3)),
@@ -477,6 +483,31 @@ def test_settings_without_equivalent() -> None:
     assert "'bn' (BatchNormalization): renorm=True" in text
     assert "'lstm' (LSTM)" in text and "stateful" in text
     assert "'a.b' (Dense)" in text and "Rename" in text
+
+
+def test_rescaling_operands_and_channels_first_scale() -> None:
+    """Serialized numpy operands import by value; a per-channel scale under Keras's
+    channels_first image format (broadcast on axis -3 by Keras) is refused, a per-channel
+    offset (the last axis in both) is not."""
+    keras = _keras()
+    L = keras.layers
+    km = keras.Sequential([keras.Input((2, 3)), L.Rescaling(np.array([1.0, 2.0, 3.0]),
+                                                            offset=0.5, name="pre")])  # fmt: skip
+    assert dn.from_keras(km).layers[-1].scale == (1.0, 2.0, 3.0)
+    before = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        error = _refused(keras.Sequential([keras.Input((3, 2, 2)),
+                                           L.Rescaling([1.0, 2.0, 3.0], name="pre")]))  # fmt: skip
+        offset_only = keras.Sequential([keras.Input((2, 3)),
+                                        L.Rescaling(2.0, offset=[1.0, 2.0, 3.0])])  # fmt: skip
+        x = np.random.default_rng(0).standard_normal((2, 2, 3)).astype(np.float32)
+        np.testing.assert_array_equal(dn.to_numpy(dn.from_keras(offset_only)(x)),
+                                      np.asarray(offset_only(x)))  # fmt: skip
+    finally:
+        keras.config.set_image_data_format(before)
+    assert "'pre' (Rescaling): scale=[1.0, 2.0, 3.0] per channel" in error.problems[0]
+    assert "channels_first" in error.problems[0]
 
 
 def test_bad_arguments_and_state_kept() -> None:

@@ -386,6 +386,95 @@ def test_integer_inputs_and_two_inputs():
     assert [t.dtype for t in model.inputs] == ["int64", "float32"]
 
 
+# -- scalar operands: Rescaling, bit for bit -------------------------------------------------
+
+
+def _inplace_chain(x: torch.Tensor) -> torch.Tensor:
+    y = x.relu()
+    y *= 2.0
+    y += 1.0
+    y -= 0.5
+    y /= 2
+    return y
+
+
+# (id, forward): each maps onto Rescaling layers that compute torch's very operations, so the
+# comparison is exact, the sign of every zero included (Note [Scalar operands]).
+SCALAR_CASES = [
+    ("mul_2_5", lambda s, x: x * 2.5),
+    ("rmul_int", lambda s, x: 3 * x),
+    ("mul_negative", lambda s, x: x * -0.3),
+    ("add_1", lambda s, x: x + 1),
+    ("radd", lambda s, x: 0.1 + x),
+    ("sub_c", lambda s, x: x - 0.75),
+    ("rsub_1", lambda s, x: 1 - x),
+    ("sub_zero", lambda s, x: x - 0.0),
+    ("div_4", lambda s, x: x / 4),
+    ("div_quarter", lambda s, x: x / -0.25),
+    ("neg", lambda s, x: -x),
+    ("torch_neg", lambda s, x: torch.neg(x)),
+    ("torch_functions", lambda s, x: torch.div(torch.sub(torch.add(torch.mul(x, 3.0), 2.0),
+                                                         0.5), 8)),
+    ("torch_rsub", lambda s, x: torch.rsub(x, 2.0)),
+    ("methods", lambda s, x: x.mul(2.5).add(1).sub(0.5).div(2).neg()),
+    ("inplace", lambda s, x: _inplace_chain(x)),
+    ("mobilenet_preprocessing", lambda s, x: x * (1 / 127.5) - 1),
+]  # fmt: skip
+
+
+def _with_zeros(x: torch.Tensor) -> torch.Tensor:
+    """Image-range values with ±0 and 127.5 (where ``x/127.5 - 1`` cancels) on purpose."""
+    x = x.abs() * 60.0
+    flat = x.view(-1)
+    flat[:4] = torch.tensor([-0.0, 0.0, 127.5, 255.0])
+    return x
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("case", "forward"), SCALAR_CASES, ids=[c[0] for c in SCALAR_CASES])
+def test_scalar_operands_are_rescaling_bit_for_bit(case, forward, backend, dtype):
+    x = _with_zeros(_randn(*IMG)).to(getattr(torch, dtype))
+    module = Fn(forward)
+    expected = module(x.clone()).numpy()
+    model = dn.from_torch(module, x.clone(), backend=backend)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert "Rescaling" in kinds and kinds <= {"InputLayer", "Rescaling", "ReLU"}, kinds
+    actual = dn.to_numpy(model(x.numpy()))
+    assert actual.dtype == expected.dtype
+    np.testing.assert_array_equal(actual, expected)
+    np.testing.assert_array_equal(np.signbit(actual), np.signbit(expected))
+
+
+def test_mobilenet_preprocessing_then_conv():
+    """``x * (1/127.5) - 1`` before a conv stem: two Rescaling layers, then the convolution."""
+    module = Fn(lambda s, x: F.relu6(s.conv(x * (1 / 127.5) - 1)), conv=nn.Conv2d(3, 4, 3, 2, 1))
+    model = _check(module, _with_zeros(_randn(*IMG)), "torch", "float32", 27)
+    scaling = [layer for layer in model.layers if type(layer).__name__ == "Rescaling"]
+    assert [(r.scale, r.offset) for r in scaling] == [(1 / 127.5, -0.0), (1.0, -1.0)]
+
+
+@pytest.mark.parametrize(("case", "forward", "fragment"), [
+    ("div_3", lambda s, x: x / 3, "x / 3.0: 1/3.0 is not exact in float32, and torch divides"),
+    ("div_by_zero", lambda s, x: x / 0.0, "1/0.0 is not exact"),
+    ("div_huge", lambda s, x: x / 2.0**127, "is not exact in float32"),
+    ("reciprocal", lambda s, x: 2.0 / x, "a number divided by a tensor"),
+    ("floor_div_mode", lambda s, x: torch.div(x, 2, rounding_mode="floor"), "rounding_mode"),
+    ("alpha", lambda s, x: torch.add(x, 2.0, alpha=3), "alpha=3"),
+    ("mul_inf", lambda s, x: x * math.inf, "scale=inf"),
+], ids=lambda v: v if isinstance(v, str) and " " not in v else "")  # fmt: skip
+def test_scalar_operands_refused(case, forward, fragment):
+    problems = _problems(Fn(forward), _randn(2, 6))
+    assert len(problems) == 1 and fragment in problems[0], problems
+
+
+def test_scalar_arithmetic_on_integer_tensors_refused():
+    module = Fn2(lambda s, ids, x: s.emb(ids * 2) + x, emb=nn.Embedding(10, 3))
+    with pytest.raises(UnsupportedModelError) as info:
+        dn.from_torch(module, (_ids(2, 4, vocab=5), _randn(2, 4, 3)))
+    assert any("int64 tensor" in p for p in info.value.problems), info.value.problems
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 
@@ -423,7 +512,8 @@ def test_unknown_module_lists_the_supported_ones():
     ("conv_stride_dilation", nn.Conv2d(3, 3, 3, stride=2, dilation=2), _randn(2, 3, 12, 12),
      "stride=(2, 2) with dilation=(2, 2)"),
     ("avgpool_divisor", nn.AvgPool2d(2, divisor_override=3), _randn(*IMG), "divisor_override"),
-    ("scalar_operand", Fn(lambda s, x: x * 2.0), _randn(2, 6), "constant"),
+    ("tensor_constant_operand", Fn(lambda s, x: x * torch.tensor(2.0)), _randn(2, 6),
+     "constant"),
     ("broadcast", Fn(lambda s, x: x + x.mean(1, keepdim=True)), _randn(*SEQ), "no broadcasting"),
     ("batch_moved", Fn(lambda s, x: s.fc(x.transpose(0, 1)), fc=nn.Linear(6, 2)),
      _randn(*SEQ), "batch axis"),

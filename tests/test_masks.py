@@ -47,7 +47,7 @@ KERAS_ARGS = {
     "Add": (), "Average": (), "Concatenate": (), "Maximum": (), "Minimum": (), "Multiply": (),
     "Subtract": (), "ELU": (), "LeakyReLU": (), "PReLU": (), "ReLU": (), "Softmax": (),
     "SimpleRNN": (2,), "LSTM": (2,), "GRU": (2,), "MultiHeadAttention": (2, 2),
-    "Attention": (), "AdditiveAttention": (),
+    "Attention": (), "AdditiveAttention": (), "Rescaling": (2.0,),
 }  # fmt: skip
 # Layers that wrap another: built around a recurrent layer on both sides.
 WRAPPERS = {"Bidirectional"}

@@ -37,7 +37,17 @@ Input ``sparse``,           refused unless False            dense tensors only
 ``ragged``, ``optional``
 ``seed`` (dropout, noise)   kept where dualnet takes one    dualnet draws its own portable
                                                             masks either way
+Rescaling ``scale``,        numbers and lists kept; a       per-channel lists broadcast on
+``offset``                  numpy array by its values;      the last axis in dualnet; Keras
+                            a list scale refused under      moves the scale to axis -3 when
+                            ``image_data_format()`` ==      the global image format is
+                            ``"channels_first"``            channels_first
 ==========================  ==============================  =================================
+
+A float64 Rescaling imports with its operands exact: Keras's own float64 layer rounds Python
+floats to float32 first (``tf.cast`` through a float32 tensor, the
+``keras-float32-hyperparameters`` record), so the two differ by float32 roundings of the
+operands.
 """
 
 from __future__ import annotations
@@ -210,6 +220,10 @@ def layer_arguments(cls_name: str, config: dict[str, Any], where: str, problems:
             name = activation(value, key, where, problems)
             if name is not None:
                 out[key] = name
+        elif cls_name == "Rescaling" and key in ("scale", "offset"):
+            operand = rescaling_operand(value, key, where, problems)
+            if operand is not None:
+                out[key] = operand
         elif key == "seed":
             if key in accepted and isinstance(value, int):
                 out[key] = value  # dualnet draws its own portable masks from it
@@ -219,6 +233,27 @@ def layer_arguments(cls_name: str, config: dict[str, Any], where: str, problems:
             problems.append(f"{where}: setting {key}={describe(_short(value))} has no dualnet "
                             f"equivalent.")  # fmt: skip
     return out
+
+
+def rescaling_operand(value: Any, key: str, where: str, problems: list[str]) -> Any:
+    """A Rescaling ``scale``/``offset`` from Keras's config: a number or a list as it is, a
+    serialized numpy array or tuple (``{"class_name": "__numpy__", "config": {"value": ...}}``)
+    by its values; a per-channel scale is refused while Keras's global image format is
+    channels_first (Keras then broadcasts the scale, not the offset, on axis -3; dualnet both
+    on the last axis)."""
+    import keras
+
+    if isinstance(value, dict) and value.get("class_name") in ("__numpy__", "__tuple__"):
+        value = (value.get("config") or {}).get("value")
+    first = keras.config.image_data_format() == "channels_first"
+    if key == "scale" and isinstance(value, list | tuple) and first:
+        problems.append(f"{where}: scale={describe(value)} per channel under "
+                        "keras.config.image_data_format() == 'channels_first' is not supported "
+                        "(Keras broadcasts the scale on axis -3 then, dualnet's Rescaling on "
+                        "the last axis); expected a number, or the channels_last image "
+                        "format.")  # fmt: skip
+        return None
+    return value
 
 
 def _short(value: Any) -> Any:

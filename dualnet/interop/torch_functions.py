@@ -20,6 +20,11 @@ torch                                         dualnet
                                               last axis only
 ``a + b``, ``a - b``, ``a * b`` (tensors of   ``Add``, ``Subtract``, ``Multiply`` (no
 the same shape)                               broadcasting in dualnet: shapes must match)
+``x * c``, ``c * x`` (``c`` a Python number)  ``Rescaling(c, offset=-0.0)`` (Note [Scalar
+``x + c``, ``c + x``, ``x - c``, ``c - x``    operands]): ``Rescaling(1, c)``,
+                                              ``Rescaling(1, -c)``, ``Rescaling(-1, c)``
+``x / c`` (``c`` a power of two)              ``Rescaling(1/c, -0.0)``; another ``c`` refused
+``-x``, ``neg``                               ``Rescaling(-1, -0.0)``
 ``torch.cat(xs, dim)``                        ``Concatenate(axis=p[dim])`` (dim 0 refused)
 ``view``/``reshape``/``squeeze``/             ``Reshape(recorded shape[1:])`` (the batch must
 ``unsqueeze``/``flatten(start, end)``         stay dim 0); ``flatten(1)`` → ``Flatten()``
@@ -149,6 +154,96 @@ def dropout(cv: Converter, x: Any, p: float = 0.5, training: bool = True,
     return Tensor(cv.call(cv.layer(_layers().Dropout, float(p)), x.sym), x.perm)
 
 
+# -- scalar operands --------------------------------------------------------------------------
+#
+# Note [Scalar operands]
+# ----------------------
+# torch's CPU kernels take a Python number as a scalar converted to the computation's type
+# (float for a float32 tensor, double for float64), as Keras's Rescaling casts its operands;
+# Rescaling computes ``x·s`` then ``+ o``, each rounded once, so every form below is torch's
+# result bit for bit:
+#
+# * ``x * c`` -> ``x·c + (-0.0)``: adding -0.0 changes no value, -0.0 included (IEEE 754), where
+#   Rescaling's default ``+ 0.0`` would turn torch's ``-0.0`` products into ``+0.0``;
+# * ``x + c`` -> ``x·1 + c`` (``x·1`` is exact); ``x - c`` -> ``x·1 + (-c)`` (torch computes
+#   ``x + (-1)·c``; negation is exact); ``c - x`` -> ``x·(-1) + c``; ``-x`` -> ``x·(-1) + (-0.0)``;
+# * ``x / c`` -> ``x·(1/c) + (-0.0)`` only when ``c`` is a power of two whose reciprocal is a
+#   normal number of the model's dtype: ``x/c`` and ``x·(1/c)`` are then the same real number,
+#   rounded once. torch divides (``x / 3`` and ``x * (1/3)`` differ in about a third of float32
+#   elements), so another ``c`` is refused.
+
+
+def _number(value: Any) -> float | None:
+    """A Python (or numpy) real number operand as a float; None for anything else."""
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer |
+                                                             np.floating):  # fmt: skip
+        return None
+    return float(value)
+
+
+def rescale(cv: Converter, x: Any, scale: float, offset: float) -> Tensor:
+    """``Rescaling(scale, offset)`` on a floating tensor ``x`` (the layout is kept)."""
+    x = tensor(x)
+    if not x.sym.dtype.startswith(("float", "bfloat")):
+        raise Unsupported(f"arithmetic with a number on a {x.sym.dtype} tensor (torch keeps "
+                          "integers; dualnet's Rescaling computes in floats)")  # fmt: skip
+    return Tensor(cv.call(cv.layer(_layers().Rescaling, scale, offset), x.sym), x.perm)
+
+
+def _with_number(cv: Converter, kind: str, a: Any, b: Any) -> Tensor:
+    """``a ∘ b`` with one Python-number operand (Note [Scalar operands])."""
+    ca, cb = _number(a), _number(b)
+    if ca is not None and cb is not None:
+        raise Unsupported("arithmetic on two numbers")  # never reached: fx folds it
+    c = cb if cb is not None else ca
+    x = a if cb is not None else b
+    if kind == "Multiply":
+        return rescale(cv, x, c, -0.0)
+    if kind == "Add":
+        return rescale(cv, x, 1.0, c)
+    return rescale(cv, x, 1.0, -c) if cb is not None else rescale(cv, x, -1.0, c)
+
+
+def divide(cv: Converter, a: Any, b: Any, *, rounding_mode: Any = None, out: Any = None) -> Tensor:
+    """``x / c`` for a power of two ``c``: ``Rescaling(1/c, -0.0)`` (Note [Scalar operands])."""
+    import numpy as np
+
+    if rounding_mode is not None or out is not None:
+        raise Unsupported(f"rounding_mode={describe(rounding_mode)} / out=; supported: true "
+                          "division by a number")  # fmt: skip
+    c = _number(b)
+    if c is None:
+        what = "a number divided by a tensor" if _number(a) is not None else "tensor / tensor"
+        raise Unsupported(f"{what}; supported: x / c with c a power of two (dualnet has no "
+                          "division layer)")  # fmt: skip
+    real = np.float64 if cv.dtype == "float64" else np.float32
+    info = np.finfo(real)
+    exact = (c != 0 and abs(math.frexp(c)[0]) == 0.5 and float(real(c)) == c
+             and info.tiny <= abs(1.0 / c) <= info.max)  # fmt: skip
+    if not exact:
+        raise Unsupported(f"x / {c!r}: 1/{c!r} is not exact in {cv.dtype}, and torch divides "
+                          "(x·(1/c) rounds differently); supported: c a power of two (x / 2, "
+                          "x / 0.25, ...), or write x * (1/c) in the torch model")  # fmt: skip
+    return rescale(cv, a, 1.0 / c, -0.0)
+
+
+def negative(cv: Converter, x: Any, *, out: Any = None) -> Tensor:
+    """``-x``: ``Rescaling(-1, -0.0)``, exactly ``-x`` (zeros flip sign as torch's do)."""
+    if out is not None:
+        raise Unsupported("out=; supported: no out")
+    return rescale(cv, x, -1.0, -0.0)
+
+
+def rsub(cv: Converter, x: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """``torch.rsub(x, c)`` = ``c - x``."""
+    if alpha != 1 or _number(other) is None:
+        raise Unsupported(f"rsub(x, {describe(other)}, alpha={describe(alpha)}); supported: a "
+                          "number and alpha=1")  # fmt: skip
+    return _with_number(cv, "Subtract", other, x)
+
+
 # -- merging ---------------------------------------------------------------------------------
 
 
@@ -156,6 +251,8 @@ def _binary(kind: str):
     def convert(cv: Converter, a: Any, b: Any, *, alpha: Any = 1, out: Any = None) -> Tensor:
         if out is not None or alpha != 1:
             raise Unsupported(f"alpha={describe(alpha)} / out=; supported: alpha=1, no out")
+        if _number(a) is not None or _number(b) is not None:
+            return _with_number(cv, kind, a, b)
         a, b = tensor(a, "the first operand"), tensor(b, "the second operand")
         if a.torch_shape != b.torch_shape:
             raise Unsupported(f"operands of shapes {a.torch_shape} and {b.torch_shape}: dualnet's "
@@ -393,6 +490,9 @@ def _tables() -> tuple[dict[Any, Any], dict[str, Any]]:
         operator.add: add, operator.iadd: add, torch.add: add,
         operator.sub: sub, operator.isub: sub, torch.sub: sub, torch.subtract: sub,
         operator.mul: mul, operator.imul: mul, torch.mul: mul, torch.multiply: mul,
+        operator.truediv: divide, operator.itruediv: divide, torch.div: divide,
+        torch.divide: divide, torch.true_divide: divide, operator.neg: negative,
+        torch.neg: negative, torch.negative: negative, torch.rsub: rsub,
         torch.cat: cat, torch.concat: cat, torch.concatenate: cat,
         F.softmax: softmax, torch.softmax: softmax,
         F.log_softmax: lambda cv, x, dim=None, **k: softmax(cv, x, dim, log=True, **k),
@@ -410,6 +510,8 @@ def _tables() -> tuple[dict[Any, Any], dict[str, Any]]:
                                                                                  name)}  # fmt: skip
     methods.update({
         "add": add, "add_": add, "sub": sub, "sub_": sub, "mul": mul, "mul_": mul,
+        "div": divide, "div_": divide, "true_divide": divide, "neg": negative,
+        "neg_": negative,
         "relu_": acts["relu"], "sigmoid_": acts["sigmoid"], "tanh_": acts["tanh"],
         "softmax": softmax,
         "log_softmax": lambda cv, x, dim=None, **k: softmax(cv, x, dim, log=True, **k),

@@ -3,7 +3,7 @@
 Grouped as Keras groups them, one module (or package) per group, every public class re-exported
 here (``dn.layers.Conv2D``): core, convolutional, pooling, normalization, regularization,
 reshaping, merging, activations (the activation *layers*; the functions are
-:mod:`dualnet.activations`). :func:`public_classes` lists them.
+:mod:`dualnet.activations`), recurrent, attention, preprocessing. :func:`public_classes` lists them.
 
 See :mod:`dualnet.layers.base` for how a layer is built and realised, and ``dualnet/README.md``
 for adding one.
@@ -22,6 +22,7 @@ from dualnet.layers import (
     merging,
     normalization,
     pooling,
+    preprocessing,
     recurrent,
     regularization,
     reshaping,
@@ -47,12 +48,13 @@ from dualnet.layers.core import *  # noqa: F403
 from dualnet.layers.merging import *  # noqa: F403
 from dualnet.layers.normalization import *  # noqa: F403
 from dualnet.layers.pooling import *  # noqa: F403
+from dualnet.layers.preprocessing import *  # noqa: F403
 from dualnet.layers.recurrent import *  # noqa: F403
 from dualnet.layers.regularization import *  # noqa: F403
 from dualnet.layers.reshaping import *  # noqa: F403
 
 GROUPS = (core, convolutional, pooling, normalization, regularization, reshaping, merging,
-          activations, recurrent, attention)  # fmt: skip
+          activations, recurrent, attention, preprocessing)  # fmt: skip
 
 
 def public_classes() -> dict[str, type[Layer]]:

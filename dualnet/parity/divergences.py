@@ -382,7 +382,8 @@ KNOWN: tuple[Divergence, ...] = (
     ),
     Divergence(
         id="keras-float32-hyperparameters", framework="tensorflow",
-        api="keras.optimizers (learning rate, momentum, betas); keras.ops.cast(python float)",
+        api="keras.optimizers (learning rate, momentum, betas); keras.ops.cast(python float); "
+        "keras.layers.Rescaling (scale, offset)",
         dtype="float64", symptom="Python floats become float32 first: cast(0.9, 'float64') "
         "is 0.8999999761581421, so float64 training uses float32-rounded hyper-parameters",
         dualnet="hyper-parameters stay Python floats (float64) and are rounded once to the "
