@@ -561,3 +561,52 @@ def test_untraceable_control_flow_wraps_fx_error():
 def test_bad_arguments(kwargs, error, fragment):
     with pytest.raises(error, match=fragment.replace("(", r"\(")):
         dn.from_torch(**kwargs)
+
+
+# -- mutation and batch-size constants: refused rather than imported wrong --------------------
+
+
+def _relu_in_place_then_reread(s, x):
+    a = s.lin(x)
+    b = s.act(a)  # ReLU(inplace=True) mutates a, which the sum below reads
+    return a + b
+
+
+def _relu_in_place_statement(s, x):
+    y = s.lin(x)
+    y.relu_()  # the result is unused; y itself is mutated
+    return y
+
+
+@pytest.mark.parametrize("forward", [_relu_in_place_then_reread, _relu_in_place_statement],
+                         ids=["reread", "statement"])  # fmt: skip
+def test_in_place_op_whose_input_is_read_again_is_refused(forward):
+    module = Fn(forward, lin=nn.Linear(4, 3), act=nn.ReLU(inplace=True))
+    with pytest.raises(UnsupportedModelError, match="an in-place op on 'lin', which is read "
+                       "again afterwards"):  # fmt: skip
+        dn.from_torch(module, _randn(8, 4))
+
+
+def test_batch_size_as_an_operand_is_refused():
+    module = Fn(lambda s, x: s.lin(x) / x.size(0), lin=nn.Linear(4, 3))
+    with pytest.raises(UnsupportedModelError, match=r"computed from the batch size \(size\) "
+                       r"would be frozen at the example's batch size 8"):  # fmt: skip
+        dn.from_torch(module, _randn(8, 4))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_ops_nothing_rereads_and_sizes_in_reshapes_import(backend):
+    """``ReLU(inplace=True)`` on a tensor nothing else reads, ``h += 1`` and ``x.size(0)``
+    inside ``view`` are their out-of-place forms: traced at batch 8, right at batch 3."""
+
+    def forward(s, x):
+        h = s.act(s.lin(x))
+        h += 1.0
+        return h.view(x.size(0) * 1, 2, 3)
+
+    module = Fn(forward, lin=nn.Linear(4, 6), act=nn.ReLU(inplace=True)).double()
+    model = dn.from_torch(copy.deepcopy(module), _randn(8, 4).double(), backend=backend)
+    x = _randn(3, 4).double()
+    with torch.no_grad():
+        want = module(x).numpy()
+    np.testing.assert_allclose(model.predict(x.numpy()), want, rtol=REL64, atol=0)

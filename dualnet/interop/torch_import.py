@@ -118,6 +118,7 @@ class Converter:
         self.layers: list[Any] = []
         self.special: list[str] = []
         self.node: Any = None
+        self.batch_dependent: set[Any] = set()  # nodes whose number depends on the batch
         self.scopes: list[str] = []
 
     # -- names and layers ---------------------------------------------------------------------
@@ -401,11 +402,11 @@ def supported_ops() -> dict[str, list[str]]:
 def _convert(cv: Converter, gm: Any) -> tuple[list[Any], list[Any], list[str]]:
     import torch
 
-    from dualnet.interop import torch_functions, torch_modules
+    from dualnet.interop import torch_checks, torch_functions, torch_modules
     from dualnet.models import Input
 
     needed = _needed(gm)
-    inputs, problems = [], []
+    inputs, problems = [], torch_checks.inplace_problems(gm, needed)
     env: dict[Any, Any] = {}
     constant: set[Any] = set()
     supported = supported_ops()
@@ -426,6 +427,14 @@ def _convert(cv: Converter, gm: Any) -> tuple[list[Any], list[Any], list[str]]:
         if node.op == "get_attr" or all(a in constant for a in node.all_input_nodes):
             constant.add(node)  # depends on no input: its recorded value is exact
             env[node] = value
+            continue
+        frozen = [n.name for n in node.all_input_nodes if n in cv.batch_dependent]
+        if frozen and torch_checks.is_arithmetic(node, cv.values):
+            problems.append(f"node {node.name!r} ({_op_name(node)}): an operand computed from "
+                            f"the batch size ({', '.join(frozen)}) would be frozen at the "
+                            f"example's batch size {cv.batch}; supported: sizes of the "
+                            "non-batch axes")  # fmt: skip
+            env[node] = Poison()
             continue
         args = torch.fx.node.map_arg(node.args, lambda n: env[n])
         kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: env[n])
@@ -523,6 +532,9 @@ def from_torch(module: Any, example_inputs: Any, *, backend: str | None = None,
     gm = _trace(module, len(inputs))
     values = _record(gm, inputs)
     cv = Converter(gm, values, int(inputs[0].shape[0]), dtype)
+    from dualnet.interop.torch_checks import batch_dependent
+
+    cv.batch_dependent = batch_dependent(gm, inputs, values)
     sym_inputs, outputs, problems = _convert(cv, gm)
     if problems:
         raise UnsupportedModelError(f"from_torch: {type(module).__name__}", problems)
