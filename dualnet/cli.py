@@ -148,7 +148,11 @@ def _check(args: argparse.Namespace) -> int:
         return CHECK_ERROR
     print(report.table(failures_only=args.failures_only, all_rows=args.all_rows))
     if args.json:
-        report.to_json(args.json)
+        try:
+            report.to_json(args.json)
+        except OSError as exc:  # an unwritable path: an error, not a mismatch
+            print(f"dualnet check: --json {args.json}: {exc}", file=sys.stderr)
+            return CHECK_ERROR
         print(f"wrote {args.json}")
     return CHECK_PASS if report.ok else CHECK_MISMATCH
 

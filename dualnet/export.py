@@ -29,8 +29,11 @@ What cannot be exported, and why
   half-precision layer (Keras computes it in half; dualnet in float32, rounded once) or another
   activation is refused. A subclassed model is refused (its ``call`` is Python). The error lists
   every offending layer at once; the SavedModel has none of these limits.
-* ``.pt2``: ``torch.export`` traces the torch modules; a layer whose forward reads tensor values
-  on the host cannot be traced (:data:`TORCH_EXPORT_LIMITS`); the error names those layers.
+* ``.pt2``: ``torch.export`` traces the torch modules. When it cannot, its own error is passed
+  on (its first line) in an :class:`ExportError`; a batch size fixed by Python code (a
+  subclassed model's ``call`` reads it as an int) is recognised and explained.
+  :data:`TORCH_EXPORT_LIMITS` lists layer classes known not to trace, with the reason, to name
+  them in that error (none today: the Embedding's id check became an assert in the program).
 """
 
 from __future__ import annotations

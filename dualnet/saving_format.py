@@ -235,9 +235,13 @@ def _parse_header(target: str, data: bytes) -> dict[str, Any]:
         raise ModelFileError(target, f"corrupt safetensors header ({exc}).") from None
     if not isinstance(header, dict):
         raise ModelFileError(target, "corrupt safetensors header (not a JSON object).")
-    ends = [e.get("data_offsets", [0, 0])[1] for k, e in header.items()
-            if k != "__metadata__" and isinstance(e, dict)]  # fmt: skip
-    need = max((int(x) for x in ends if isinstance(x, int)), default=0)
+    entries = [e for k, e in header.items() if k != "__metadata__"]
+    offsets = [e.get("data_offsets") if isinstance(e, dict) else None for e in entries]
+    if not all(isinstance(o, list) and len(o) == 2
+               and all(type(v) is int and v >= 0 for v in o) for o in offsets):  # fmt: skip
+        raise ModelFileError(target, "corrupt safetensors header (every tensor needs "
+                             "data_offsets [begin, end] of non-negative ints).")  # fmt: skip
+    need = max((o[1] for o in offsets), default=0)
     if 8 + n + need > len(data):
         raise ModelFileError(target, f"truncated: the header describes {need} bytes of tensor "
                              f"data, the file holds {len(data) - 8 - n}.")  # fmt: skip
@@ -277,6 +281,18 @@ def _check_document(target: str, doc: Any) -> None:
             raise ModelFileError(target, f"corrupt model description: layer entry {entry!r}.")
     if "build_input_shape" not in model:
         raise ModelFileError(target, "corrupt model description: model has no build shape.")
+    if not isinstance(model.get("class_path", ""), str):
+        raise ModelFileError(target, "corrupt model description: class_path is not a string.")
+
+    def dims(v: Any) -> bool:  # one input's shape: ints >= 0 or None (an open dimension)
+        return isinstance(v, list) and all(
+            d is None or (type(d) is int and d >= 0) for d in v)  # fmt: skip
+
+    shape = model["build_input_shape"]
+    if not (shape is None or dims(shape)
+            or (isinstance(shape, list) and shape and all(dims(v) for v in shape))):  # fmt: skip
+        raise ModelFileError(target, f"corrupt model description: build_input_shape "
+                             f"{shape!r}.")  # fmt: skip
     for entry in require(target, doc, "weights", list, "the description"):
         require(target, entry, "key", str, "a weight")
         shape = require(target, entry, "shape", list, "a weight")

@@ -17,7 +17,7 @@ from dualnet import layers as L
 from dualnet.parity.catalogue.training_networks import dropout_cnn, lenet, residual
 from dualnet.parity.catalogue.training_sequences import text_classifier, transformer_block
 from dualnet.parity.check import check_model
-from dualnet.parity.kinks import find_flips, kink_values
+from dualnet.parity.kinks import find_flips, kink_is_exact, kink_values
 from dualnet.parity.locate import layer_calls
 from dualnet.parity.tolerance import default
 
@@ -368,3 +368,15 @@ def test_bad_arguments_are_named():
         check_model("model.pt2")
     with pytest.raises(FileNotFoundError, match="no such file"):
         check_model("missing.keras")
+
+
+def test_hard_silu_flip_needs_one_side_exactly_on_the_kink():
+    """hard_silu is ~0 near x = 0 too, where it is smooth: two sides straddling 0 there are
+    no flip; at x <= -3 the output is exactly 0, and one side on it is."""
+    bound = default("float32")
+    a, b = np.array([1e-8, 0.0]), np.array([-1e-8, 2e-8])
+    assert find_flips(a, b, (0.0,), bound) == [((0,), 0.0), ((1,), 0.0)]
+    assert find_flips(a, b, (0.0,), bound, exact=True) == [((1,), 0.0)]
+    with dn.use_backend("torch"):
+        assert kink_is_exact(L.Dense(2, activation="hard_silu"))
+        assert not kink_is_exact(L.Dense(2, activation="relu"))

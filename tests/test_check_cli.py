@@ -7,6 +7,7 @@ import json
 import textwrap
 
 import numpy as np
+import pytest
 from frameworks import keras as _keras
 from frameworks import torch as _torch
 from test_check import _build, _simulated_flip
@@ -28,7 +29,7 @@ def _keras_file(tmp_path, *, broken: bool = False):
     if broken:  # layers dualnet does not have: every one must be listed
         model = keras.Sequential([
             keras.Input((6, 6, 2)), keras.layers.RandomFlip(name="flip"),
-            keras.layers.Flatten(), keras.layers.Rescaling(0.5, name="scale"),
+            keras.layers.Flatten(), keras.layers.ActivityRegularization(name="scale"),
         ])  # fmt: skip
     path = tmp_path / ("broken.keras" if broken else "small.keras")
     model.save(path)
@@ -157,3 +158,54 @@ def test_cli_all_rows_and_no_arbiter(tmp_path, capsys):
     listed = capsys.readouterr().out
     assert "(--all lists each)" not in listed
     assert sum(" weight " in line for line in listed.splitlines()) >= 3
+
+
+# ---------------------------------------------------------------- sources leave things as found
+
+
+def test_inputs_file_is_matched_by_input_name(tmp_path):
+    import dualnet as dn
+    from dualnet.parity.check import check_model
+
+    with dn.use_backend("torch"):
+        a, b = dn.Input((3,), name="a"), dn.Input((5,), name="b")
+        h = dn.layers.Concatenate()([dn.layers.Dense(2)(a), dn.layers.Dense(2)(b)])
+        model = dn.Model([a, b], dn.layers.Dense(1)(h))
+    rng = np.random.default_rng(0)
+    # Keys in the other order: matched by name, not by position.
+    np.savez(tmp_path / "x.npz", b=rng.standard_normal((4, 5)).astype("float32"),
+             a=rng.standard_normal((4, 3)).astype("float32"))  # fmt: skip
+    report = check_model(model, tmp_path / "x.npz", training=False)
+    assert report.ok and [i["shape"] for i in report.inputs] == [[4, 3], [4, 5]]
+
+
+def test_torch_sources_leave_the_module_and_sys_path_as_found(tmp_path):
+    import sys
+
+    from dualnet.parity.check import check_model
+
+    torch = _torch()
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    module.train()
+    check_model(module, input_shape=(4,), training=False)
+    assert all(m.training for m in module.modules())  # not left in eval mode
+    path = list(sys.path)
+    (tmp_path / "othernets.py").write_text(textwrap.dedent(TORCH_MODULE))
+    assert main(["check", "othernets:build", "--path", str(tmp_path), "--input-shape",
+                 "2,5,5", "--no-training"]) == 0  # fmt: skip
+    assert sys.path == path  # the search path served that import only
+
+
+def test_mismatched_state_dict_is_refused_before_anything_is_copied(tmp_path):
+    from dualnet.parity.check import check_model
+
+    torch = _torch()
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    state = {k: torch.ones_like(v) for k, v in before.items()}
+    state["1.weight"] = torch.ones(5, 3)  # the second layer's shape is wrong
+    torch.save(state, tmp_path / "w.pt")
+    with pytest.raises(ValueError, match=r"mis-shaped: \['1\.weight'\]"):
+        check_model(module, weights=tmp_path / "w.pt", input_shape=(4,))
+    after = module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # nothing half-loaded

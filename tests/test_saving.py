@@ -374,6 +374,17 @@ def _flip_header_byte(path):
     path.write_bytes(bytes(data))
 
 
+def _bad_offsets(path):
+    """A tensor's data_offsets not a [begin, end] pair (the header rewritten, data kept)."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    first = next(k for k in header if k != "__metadata__")
+    header[first]["data_offsets"] = 4
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n :])
+
+
 BAD_FILES = {
     "empty": (lambda p: p.write_bytes(b""), "truncated or empty"),
     "truncated_data": (lambda p: p.write_bytes(p.read_bytes()[:-7]), "truncated: the header "
@@ -404,6 +415,11 @@ BAD_FILES = {
                     "not Sequential or Functional"),
     "weights_do_not_fit": (lambda p: _rewrite(p, doc=lambda d: d["weights"][0].update(
         key="sequential/other/kernel")), "missing tensors|do not fit"),
+    "bad_offsets": (_bad_offsets, r"data_offsets \[begin, end\]"),
+    "bad_class_path": (lambda p: _rewrite(p, doc=lambda d: d["model"].update(class_path=[1])),
+                       "class_path is not a string"),
+    "bad_build_shape": (lambda p: _rewrite(p, doc=lambda d: d["model"].update(
+        build_input_shape=5)), "build_input_shape 5"),
 }  # fmt: skip
 
 

@@ -50,7 +50,14 @@ from dualnet.parity import check_runs as R
 from dualnet.parity import tolerance as tol
 from dualnet.parity.check_arbiter import Arbitration, Float64Pair, confirm_flips, judge_rows
 from dualnet.parity.compare import Diff, compare
-from dualnet.parity.kinks import Flip, ancestors, explained_by, find_flips, kink_values
+from dualnet.parity.kinks import (
+    Flip,
+    ancestors,
+    explained_by,
+    find_flips,
+    kink_is_exact,
+    kink_values,
+)
 from dualnet.parity.sources import (
     Loaded,
     describe_inputs,
@@ -374,7 +381,8 @@ def _check_mode(a: Any, b: Any, x: Any, mode: str, seed: int, notes: list[str],
                                  reference=ref))  # fmt: skip
             if not rows[-1].passed and not ref:  # no reference: the float64 arbiter judges
                 kept[(mode, ca.label, "output", name)] = (ha, hb, mask)
-            for index, kink in find_flips(ha, hb, kinks, bound, mask):
+            exact = kink_is_exact(ca.layer)
+            for index, kink in find_flips(ha, hb, kinks, bound, mask, exact=exact):
                 pre_a = _pre_activation(ca, by_label, index)
                 pre_b = _pre_activation(cb, by_label_b, index)
                 flips.append(Flip(

@@ -39,6 +39,10 @@ layer                              kinks (output values)       derivative on eit
 ``hard_silu`` (``hard_swish``)     0 (at ``x = -3``)           0 | ``(2x + 3)/6``
 =================================  ==========================  ================================
 
+A ``hard_silu`` flip needs one side exactly on 0 (:func:`kink_is_exact`): near ``x = 0`` its
+output is ~0 too, but the function is smooth there, and two sides straddling 0 by rounding
+changed no branch.
+
 Not covered: ``ReLU(threshold=θ > 0)`` jumps from 0 to θ at θ (a discontinuity, not a kink: a
 flip there is a forward error of θ and fails); the other ``hard_silu`` kink (``x = 3``, where
 the output is continuous and not exactly representable); ties in max-pooling and ``Maximum``
@@ -60,13 +64,22 @@ import numpy as np
 
 from dualnet.parity.tolerance import Tolerance
 
-__all__ = ["Flip", "ancestors", "explained_by", "find_flips", "kink_values"]
+__all__ = ["Flip", "ancestors", "explained_by", "find_flips", "kink_is_exact", "kink_values"]
 
 # Output values at the kinks of the registry's piecewise-linear activations.
 ACTIVATION_KINKS: dict[str, tuple[float, ...]] = {
     "relu": (0.0,), "relu6": (0.0, 6.0), "leaky_relu": (0.0,), "hard_sigmoid": (0.0, 1.0),
     "hard_silu": (0.0,), "hard_swish": (0.0,),
 }  # fmt: skip
+# hard_silu's kink is where its output becomes exactly 0 (x <= -3); near x = 0 the output is
+# also ~0 but the function is smooth there (slope 1/2), and the two sides may straddle 0 by
+# rounding without any change of branch: a flip needs one side exactly on the kink.
+EXACT_KINKS = ("hard_silu", "hard_swish")
+
+
+def kink_is_exact(layer: Any) -> bool:
+    """Whether a flip at ``layer``'s kink needs one side exactly on the kink value."""
+    return layer.get_config().get("activation") in EXACT_KINKS
 
 
 def kink_values(layer: Any) -> tuple[float, ...]:
@@ -127,10 +140,12 @@ class Flip:
 
 
 def find_flips(a: np.ndarray, b: np.ndarray, kinks: tuple[float, ...], bound: Tolerance,
-               mask: np.ndarray | None = None) -> list[tuple[tuple[int, ...], float]]:  # fmt: skip
+               mask: np.ndarray | None = None, *,
+               exact: bool = False) -> list[tuple[tuple[int, ...], float]]:  # fmt: skip
     """``(index, kink)`` of every element of ``a`` vs ``b`` (one layer output on the two
     sides) that lies on different sides of a kink, both within ``bound`` of it (Note [Kink
-    flips]); ``mask`` (True = compared) leaves padded positions out."""
+    flips]); ``mask`` (True = compared) leaves padded positions out; ``exact``: one side must
+    be exactly on the kink (:func:`kink_is_exact`)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or not kinks:
@@ -144,6 +159,8 @@ def find_flips(a: np.ndarray, b: np.ndarray, kinks: tuple[float, ...], bound: To
         # Opposite sides (or one exactly on the kink): the product of the offsets is <= 0.
         hit = selected & ((a - k) * (b - k) <= 0) & (np.abs(a - k) <= near) & (
             np.abs(b - k) <= near)  # fmt: skip
+        if exact:
+            hit &= (a == k) | (b == k)
         found.extend((tuple(int(i) for i in idx), k) for idx in np.argwhere(hit))
     return sorted(found)
 

@@ -123,7 +123,7 @@ def load_source(source: Any, *, weights: str | Path | None = None,
     """
     from dualnet.models import Model
 
-    factory = isinstance(source, str) and ":" in source and not Path(source).exists()
+    factory = isinstance(source, str | Path) and ":" in str(source) and not Path(source).exists()
     if weights is not None and not (factory or _is_torch_module(source)):
         raise bad_value("weights", str(weights), "a state_dict file for a torch factory or "
                         "nn.Module source only")  # fmt: skip
@@ -185,10 +185,16 @@ def _factory_module(text: str, search_path: list[str] | None) -> Any:
         raise bad_value("model_or_path", text, "'package.module:factory' (a module path, a "
                         "colon, a callable's name)")  # fmt: skip
     torch = _framework("torch")
+    added = []
     for entry in [*(search_path or [])[::-1], str(Path.cwd())]:
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    factory = getattr(importlib.import_module(module_name), attribute, None)
+            added.append(entry)
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute, None)
+    finally:  # the search path is the import's only: a later import must not see it
+        for entry in added:
+            sys.path.remove(entry)
     if not callable(factory):
         raise bad_value("model_or_path", text, f"a callable {attribute!r} in {module_name}")
     module = factory()
@@ -203,6 +209,17 @@ def _load_state_dict(module: Any, weights: str | Path) -> None:
     state = torch.load(str(weights), weights_only=True, map_location="cpu")
     if not isinstance(state, dict):
         raise bad_type("weights", str(weights), "a file holding a state_dict (a dict of tensors)")
+    # Checked before anything is copied: load_state_dict(strict=True) copies every matching
+    # tensor before it raises on the others, which would leave the module half-loaded.
+    have = module.state_dict()
+    shared = set(have) & set(state)
+    misfit = [k for k in shared if not isinstance(state[k], torch.Tensor)
+              or tuple(have[k].shape) != tuple(state[k].shape)]  # fmt: skip
+    bad = sorted(set(have) ^ set(state)) + sorted(misfit)
+    if bad:
+        raise bad_value("weights", str(weights), f"a state_dict matching the module's names and "
+                        f"shapes (missing, unexpected or mis-shaped: {bad[:6]}"
+                        f"{' ...' if len(bad) > 6 else ''})")  # fmt: skip
     module.load_state_dict(state, strict=True)
 
 
@@ -211,7 +228,8 @@ def _from_torch(module: Any, description: str, input_shape: Any, input_dtype: st
     from dualnet.interop import from_torch
 
     torch = _framework("torch")
-    module.eval()  # tracing sees eval-mode control flow; dualnet keeps the train semantics
+    if isinstance(inputs, dict):  # several arrays from a file: the module's inputs in order
+        inputs = list(inputs.values())
     if inputs is None:
         if input_shape is None:
             raise bad_value("input_shape", None, "the input shape without the batch (an "
@@ -227,8 +245,14 @@ def _from_torch(module: Any, description: str, input_shape: Any, input_dtype: st
         inputs = inputs[0] if len(inputs) == 1 else inputs
     items = inputs if isinstance(inputs, list | tuple) else [inputs]
     example = tuple(torch.as_tensor(np.asarray(v)) for v in items)
-    converted = from_torch(module, example[0] if len(example) == 1 else example,
-                           backend="torch")  # fmt: skip
+    flags = {m: m.training for m in module.modules()}
+    try:  # traced in eval mode (its control flow); the caller's module keeps its modes
+        module.eval()
+        converted = from_torch(module, example[0] if len(example) == 1 else example,
+                               backend="torch")  # fmt: skip
+    finally:
+        for m, flag in flags.items():
+            m.training = flag
     return Loaded(model=converted, kind="torch", description=description,
                   seconds=time.perf_counter() - start, original=module, inputs=inputs)  # fmt: skip
 
@@ -241,8 +265,15 @@ def run_original(loaded: Loaded, x: Any) -> list[np.ndarray] | None:
     items = x if isinstance(x, list | tuple) else [x]
     if loaded.kind == "torch":
         torch = _framework("torch")
-        with torch.no_grad():
-            out = loaded.original(*(torch.as_tensor(np.asarray(v)) for v in items))
+        module = loaded.original
+        flags = {m: m.training for m in module.modules()}
+        try:  # inference, and the caller's module left in the modes it had
+            module.eval()
+            with torch.no_grad():
+                out = module(*(torch.as_tensor(np.asarray(v)) for v in items))
+        finally:
+            for m, flag in flags.items():
+                m.training = flag
         outs = list(out) if isinstance(out, list | tuple) else [out]
         return [o.detach().cpu().numpy() for o in outs]
     out = loaded.original(x if isinstance(x, list | tuple) else items[0], training=False)
@@ -256,14 +287,17 @@ def run_original(loaded: Loaded, x: Any) -> list[np.ndarray] | None:
 def read_inputs(path: str | Path, model: Any = None) -> Any:
     """The arrays of an ``.npz`` file (``np.load(allow_pickle=False)``): one array is the
     input; several are matched to the model's inputs by name where every input's name is a key,
-    else taken in the file's order (``np.savez(f, a, b)`` stores ``arr_0``, ``arr_1``)."""
+    else taken in the file's order (``np.savez(f, a, b)`` stores ``arr_0``, ``arr_1``). Without
+    ``model``, several arrays come back as that ``{name: array}`` dict, to be matched later."""
     with np.load(str(path), allow_pickle=False) as data:
         arrays = {k: np.asarray(data[k]) for k in data.files}
     if not arrays:
         raise bad_value("inputs", str(path), "an .npz file holding at least one array")
     if len(arrays) == 1:
         return next(iter(arrays.values()))
-    names = [layer.name for layer in model._input_layers()] if model is not None else []
+    if model is None:
+        return arrays  # {name: array} in the file's order, matched once the model is known
+    names = [layer.name for layer in model._input_layers()]
     if names and all(n in arrays for n in names):
         return [arrays[n] for n in names]
     return list(arrays.values())
