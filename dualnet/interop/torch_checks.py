@@ -45,8 +45,11 @@ def batch_dependent(gm: Any, inputs: tuple[Any, ...], values: dict[Any, Any]) ->
             return tuple(numbers(x) for x in v)
         return v if isinstance(v, int | float | bool) else None
 
-    return {n for n, v in values.items()
-            if numbers(v) is not None and n in other and numbers(v) != numbers(other[n])}  # fmt: skip
+    changed = set()
+    for n, v in values.items():
+        if numbers(v) is not None and n in other and numbers(v) != numbers(other[n]):
+            changed.add(n)
+    return changed
 
 
 # Ops that treat a Python number as a value (a Rescaling): a number computed from the batch size
