@@ -19,24 +19,12 @@ def batch_dependent(gm: Any, inputs: tuple[Any, ...], values: dict[Any, Any]) ->
     the example's batch size anyway."""
     import torch
 
-    other: dict[Any, Any] = {}
+    from dualnet.interop.torch_import import run_recording
 
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, n: Any) -> Any:
-            result = super().run_node(n)
-            other[n] = result
-            return result
-
-    flags = {m: m.training for m in gm.modules()}
     try:
-        gm.eval()
-        with torch.no_grad():
-            Recorder(gm).run(*(torch.cat([t, t[:1]]) for t in inputs))
+        other = run_recording(gm, [torch.cat([t, t[:1]]) for t in inputs], torch.fx.Interpreter)
     except Exception:  # any failure: no second run to compare with
         return set()
-    finally:
-        for m, flag in flags.items():
-            m.training = flag
 
     def numbers(v: Any) -> Any:
         if isinstance(v, torch.Tensor):

@@ -260,15 +260,15 @@ def _trace(module: Any, arity: int) -> Any:
     return torch.fx.GraphModule(module, graph)
 
 
-def _record(gm: Any, inputs: tuple[Any, ...]) -> dict[Any, Any]:
-    """Run the traced graph once on the example inputs (eval mode, no gradients, the training
-    flags restored) and return every node's result; ShapeProp also stores ``tensor_meta``."""
+def run_recording(gm: Any, inputs: Any, base: Any) -> dict[Any, Any]:
+    """Run the traced graph with the fx interpreter class ``base`` on ``inputs`` (eval mode: no
+    BatchNorm statistic moves; no gradients; every module's training flag restored afterwards)
+    and return every node's result."""
     import torch
-    from torch.fx.passes.shape_prop import ShapeProp
 
     values: dict[Any, Any] = {}
 
-    class Recorder(ShapeProp):
+    class Recorder(base):
         def run_node(self, n: Any) -> Any:
             result = super().run_node(n)
             values[n] = result
@@ -276,17 +276,27 @@ def _record(gm: Any, inputs: tuple[Any, ...]) -> dict[Any, Any]:
 
     flags = {m: m.training for m in gm.modules()}
     try:
-        gm.eval()  # eval: BatchNorm must not move its running statistics here
+        gm.eval()
         with torch.no_grad():
-            Recorder(gm).propagate(*inputs)
-    except Exception as exc:
-        raise bad_value("example_inputs", [tuple(t.shape) for t in inputs],
-                        f"inputs the module runs on; running it raised {type(exc).__name__}: "
-                        f"{exc}", where="from_torch") from exc  # fmt: skip
+            runner = Recorder(gm)
+            (runner.propagate if hasattr(runner, "propagate") else runner.run)(*inputs)
     finally:
         for m, flag in flags.items():
             m.training = flag
     return values
+
+
+def _record(gm: Any, inputs: tuple[Any, ...]) -> dict[Any, Any]:
+    """Run the traced graph once on the example inputs and return every node's result;
+    ShapeProp also stores ``tensor_meta``."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    try:
+        return run_recording(gm, inputs, ShapeProp)
+    except Exception as exc:
+        raise bad_value("example_inputs", [tuple(t.shape) for t in inputs],
+                        f"inputs the module runs on; running it raised {type(exc).__name__}: "
+                        f"{exc}", where="from_torch") from exc  # fmt: skip
 
 
 def _example_inputs(example_inputs: Any) -> tuple[Any, ...]:
