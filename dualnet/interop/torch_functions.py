@@ -101,8 +101,11 @@ def activation(cv: Converter, x: Any, kind: str, **params: Any) -> Tensor:
         layer = cv.layer(layers.Activation, "gelu" if approximate == "none" else "gelu_tanh")
     elif kind == "softplus":
         beta, threshold = params.get("beta", 1.0), params.get("threshold", 20.0)
-        if beta != 1:
-            raise Unsupported(f"beta={beta}; supported: beta=1")
+        if beta != 1 or threshold < 20:
+            # Below 20 torch's "x above the threshold" is visibly not log(1 + e^x) (3.9e-2 at
+            # threshold 1); from 20 on the two differ by < e^-20/20 ≈ 1e-10 relative.
+            raise Unsupported(f"beta={beta}, threshold={threshold}; supported: beta=1 with "
+                              "threshold >= 20 (torch returns x above the threshold)")  # fmt: skip
         # torch returns x itself above `threshold` (relative error < e^-20/20 ≈ 1e-10);
         # dualnet computes the exact log(1 + e^x): recorded as a deviation.
         cv.note(f"softplus: exact above threshold={threshold} (torch returns x there)")

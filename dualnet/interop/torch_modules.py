@@ -144,8 +144,10 @@ def conv_transpose(cv: Converter, m: Any, x: Any, output_size: Any = None) -> Te
     op = tuple(m.output_padding)
     # torch's padding p crops p rows from both ends of the full output; output_padding adds
     # rows at the end: dualnet's explicit padding of a transposed convolution is that rule.
+    # Always the explicit amounts, zeros included: torch's length (n-1)·s + k - 2p + op differs
+    # from Keras's "valid" n·s + max(k - s, 0) whenever k < s.
     layer = cv.layer(cls, m.out_channels, m.kernel_size, strides=m.stride,
-                     padding=conv_padding(m.padding, rank),
+                     padding=tuple(int(p) for p in m.padding),
                      output_padding=op if any(op) else None, dilation_rate=m.dilation,
                      data_format="channels_first", use_bias=m.bias is not None)  # fmt: skip
     out = cv.call(layer, sym, [kernel, *bias])
@@ -298,6 +300,9 @@ def adaptive_avg_pool(cv: Converter, x: Tensor, output_size: Any, *,
 
 def _adaptive(kind: str):
     def convert(cv: Converter, m: Any, x: Any) -> Tensor:
+        if getattr(m, "return_indices", False):
+            raise Unsupported("return_indices=True; supported: return_indices=False (dualnet "
+                              "pooling returns the values only)")  # fmt: skip
         return adaptive_avg_pool(cv, fns.tensor(x), m.output_size, kind=kind)
 
     return convert
