@@ -318,6 +318,18 @@ TRAIN_LOSS = {"tutorial": "mse", "mlp": "categorical_crossentropy_logits",
               "lenet": "categorical_crossentropy_logits",
               "resnet_block": "categorical_crossentropy_logits",
               "transformer_block": "categorical_crossentropy_logits"}  # fmt: skip
+
+
+def require_eager_train_step(setup: Setup) -> None:
+    """The ``train`` rows time dualnet's eager ``train_step`` (and its hand-written twin):
+    compiled modes are refused with the reason (:data:`COMPILED_TRAIN_STEP`)."""
+    if setup.mode != "eager":
+        raise Unsupported(
+            COMPILED_TRAIN_STEP if setup.impl == "dualnet"
+            else "no dualnet step to compare with: " + COMPILED_TRAIN_STEP
+        )  # fmt: skip
+
+
 COMPILED_TRAIN_STEP = (
     "this train_step row runs eagerly only (compile(run_eagerly=True)); compiled training "
     "(dualnet's tf.function/XLA/torch.compile step against Keras's fit and a compiled torch "
@@ -401,11 +413,7 @@ def _train_kernel(name: str, spec: dict[str, Any], compare: str) -> Kernel:
     widths, batch = spec["widths"], spec["batch"]
 
     def build(setup: Setup) -> Workload:
-        if setup.mode != "eager":
-            raise Unsupported(
-                COMPILED_TRAIN_STEP if setup.impl == "dualnet"
-                else "no dualnet step to compare with: " + COMPILED_TRAIN_STEP
-            )  # fmt: skip
+        require_eager_train_step(setup)
         optimizers = _require("dualnet.optimizers")
         _seed(setup.seed)
         model = _dualnet_model(spec, setup.dtype)

@@ -54,7 +54,7 @@ import numpy as np
 from dualnet import _ops
 from dualnet._backend import backend_module
 from dualnet.bench import suite
-from dualnet.bench.kernels import Kernel, Setup, Unavailable, Unsupported, Workload
+from dualnet.bench.kernels import Kernel, Setup, Unavailable, Workload
 from dualnet.errors import bad_value
 
 # Keras's BatchNormalization defaults (dualnet's too); the torch twin is configured to match.
@@ -387,11 +387,7 @@ def _train_data(spec: CNN, setup: Setup) -> tuple[np.ndarray, np.ndarray]:
 
 def _train_kernel(spec: CNN, compare: str) -> Kernel:
     def build(setup: Setup) -> Workload:
-        if setup.mode != "eager":
-            raise Unsupported(
-                suite.COMPILED_TRAIN_STEP if setup.impl == "dualnet"
-                else "no dualnet step to compare with: " + suite.COMPILED_TRAIN_STEP
-            )  # fmt: skip
+        suite.require_eager_train_step(setup)
         optimizers = suite._require("dualnet.optimizers")
         model, _ = _build_dualnet(spec, setup)
         x_np, y_np = _train_data(spec, setup)

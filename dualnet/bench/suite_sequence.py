@@ -64,7 +64,7 @@ import numpy as np
 from dualnet import _ops
 from dualnet._backend import backend_module
 from dualnet.bench import suite
-from dualnet.bench.kernels import Kernel, Setup, Unavailable, Unsupported, Workload
+from dualnet.bench.kernels import Kernel, Setup, Unavailable, Workload
 from dualnet.errors import bad_value
 
 # Keras's LayerNormalization epsilon (dualnet's too); the torch twin is configured to match.
@@ -512,11 +512,7 @@ def _block_note(spec: Attention) -> str:
 
 def _block_train_kernel(spec: Attention, compare: str) -> Kernel:
     def build(setup: Setup) -> Workload:
-        if setup.mode != "eager":
-            raise Unsupported(
-                suite.COMPILED_TRAIN_STEP if setup.impl == "dualnet"
-                else "no dualnet step to compare with: " + suite.COMPILED_TRAIN_STEP
-            )  # fmt: skip
+        suite.require_eager_train_step(setup)
         optimizers = suite._require("dualnet.optimizers")
         model, parts, x_np = _build_block(spec, setup)
         labels = np.random.default_rng([setup.seed, 2]).integers(0, spec.classes, spec.batch)

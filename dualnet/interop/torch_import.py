@@ -109,7 +109,8 @@ class Converter:
     """State of one import: the recorded values, the names in use, the model's dtype, and the
     helpers converters call (:meth:`layer`, :meth:`dense`, :meth:`note`)."""
 
-    def __init__(self, graph_module: Any, values: dict[Any, Any], batch: int, dtype: str):
+    def __init__(self, graph_module: Any, values: dict[Any, Any], batch: int, dtype: str,
+                 batch_dependent: set[Any]):  # fmt: skip
         self.gm = graph_module
         self.values = values
         self.batch = batch
@@ -118,7 +119,7 @@ class Converter:
         self.layers: list[Any] = []
         self.special: list[str] = []
         self.node: Any = None
-        self.batch_dependent: set[Any] = set()  # nodes whose number depends on the batch
+        self.batch_dependent = batch_dependent  # nodes whose number depends on the batch
         self.scopes: list[str] = []
 
     # -- names and layers ---------------------------------------------------------------------
@@ -541,10 +542,10 @@ def from_torch(module: Any, example_inputs: Any, *, backend: str | None = None,
     dtype = _model_dtype(module, inputs)
     gm = _trace(module, len(inputs))
     values = _record(gm, inputs)
-    cv = Converter(gm, values, int(inputs[0].shape[0]), dtype)
     from dualnet.interop.torch_checks import batch_dependent
 
-    cv.batch_dependent = batch_dependent(gm, inputs, values)
+    cv = Converter(gm, values, int(inputs[0].shape[0]), dtype,
+                   batch_dependent(gm, inputs, values))  # fmt: skip
     sym_inputs, outputs, problems = _convert(cv, gm)
     if problems:
         raise UnsupportedModelError(f"from_torch: {type(module).__name__}", problems)

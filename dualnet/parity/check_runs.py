@@ -55,7 +55,7 @@ import numpy as np
 from dualnet._backend import backend_module, use_backend
 from dualnet._ops import to_numpy
 from dualnet.parity import tolerance as tol
-from dualnet.parity.locate import LayerCall, layer_calls
+from dualnet.parity.locate import LayerCall, call_labeller, layer_calls
 
 __all__ = ["chain_lengths", "forward", "gradients", "projections", "reference_calls"]
 
@@ -115,12 +115,10 @@ def reference_calls(model: Any, x: Any, training: bool) -> dict[str, list[np.nda
     if not isinstance(model, Sequential | Functional):
         raise NotImplementedError("no per-layer reference for a subclassed model")
     results: dict[str, list[np.ndarray]] = {}
-    counts: dict[int, int] = {}
+    label = call_labeller()
 
     def record(layer: Any, outs: list[Any]) -> None:
-        k = counts.get(id(layer), 0)
-        counts[id(layer)] = k + 1
-        results[layer.name if k == 0 else f"{layer.name}#{k}"] = [np.asarray(o) for o in outs]
+        results[label(layer)] = [np.asarray(o) for o in outs]
 
     model_forward(model, x, model.get_weights(), training=training, call=None, on_call=record)
     return results

@@ -80,6 +80,19 @@ def _symbolic_value(value: Any, values: dict[int, Any]) -> Any:
     return value
 
 
+def call_labeller() -> Any:
+    """A function giving each layer call, in order, its label: the layer's name, with ``#k``
+    for the k-th call of a layer used more than once."""
+    counts: dict[int, int] = {}
+
+    def label(layer: Any) -> str:
+        k = counts.get(id(layer), 0)
+        counts[id(layer)] = k + 1
+        return layer.name if k == 0 else f"{layer.name}#{k}"
+
+    return label
+
+
 def layer_calls(model: Any, x: Any, *, training: bool = False) -> list[LayerCall]:
     """Every layer call of ``model`` on ``x`` in execution order, with its output and parents.
 
@@ -135,12 +148,8 @@ def layer_calls(model: Any, x: Any, *, training: bool = False) -> list[LayerCall
                 for o in out if isinstance(out, list) else [out]:
                     made[id(o)] = len(calls)
                 calls.append((layer, out, parents))
-    counts: dict[int, int] = {}
-    labels: list[str] = []
-    for layer, _, _ in calls:
-        k = counts.get(id(layer), 0)
-        counts[id(layer)] = k + 1
-        labels.append(layer.name if k == 0 else f"{layer.name}#{k}")
+    label = call_labeller()
+    labels = [label(layer) for layer, _, _ in calls]
     return [LayerCall(label, layer, out, tuple(labels[p] for p in parents))
             for label, (layer, out, parents) in zip(labels, calls, strict=True)]  # fmt: skip
 
