@@ -237,6 +237,12 @@ class Loss:
         """The per-sample losses of laid-out targets ``t`` and predictions ``p``."""
         raise NotImplementedError
 
+    def _whole(self, t: Any, p: Any, axis: Any, count: int) -> Any:
+        """The unweighted, unmasked ``sum_over_batch_size`` loss (``count`` per-sample values)
+        in one backend kernel, where the backend has one for it; None: the per-sample values
+        and the reduction."""
+        return None
+
     def _signature_checked(self) -> bool:
         """Whether every check of a call depends only on the call's signature (shapes, dtypes,
         the configuration), never on values (Note [Checked once per signature])."""
@@ -263,9 +269,11 @@ class Loss:
         p = core.convert_to_tensor(y_pred, plan.compute) if cast_p else y_pred
         t = core.convert_to_tensor(y_true, plan.compute) if cast_t else y_true
         t, p = _reshaped(t, p, plan.t_to, plan.p_to)
-        values = self._kernel(t, p, plan.axis)
         reduction = "sum_over_batch_size" if self.reduction == "mean" else self.reduction
-        out = _losses().reduce(values, None, reduction, plan.count)
+        out = self._whole(t, p, plan.axis, plan.count) if reduction == "sum_over_batch_size" \
+            else None  # fmt: skip
+        if out is None:
+            out = _losses().reduce(self._kernel(t, p, plan.axis), None, reduction, plan.count)
         return core.convert_to_tensor(out, plan.out_dtype) if cast_out else out
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
@@ -307,7 +315,12 @@ class Loss:
         if count is None:
             count = math.prod(_shape(values))
         reduction = "sum_over_batch_size" if self.reduction == "mean" else self.reduction
-        out = _losses().reduce(values, weight, reduction, count)
+        out = None
+        if (weight is None and mask is None and reduction == "sum_over_batch_size"
+                and type(self)._whole is not Loss._whole):  # fmt: skip
+            out = self._whole(*self._laid_out(y_true, p, compute, where), count)
+        if out is None:
+            out = _losses().reduce(values, weight, reduction, count)
         if key is not None:  # every check passed: this signature's later calls skip them
             t_to, p_to, axis = self._layout(_shape(y_true), _shape(p), where)
             name = _ops.backend().core.dtype_name

@@ -114,6 +114,21 @@ class MeanSquaredError(Loss):
 
     torch's ``MSELoss(reduction='mean')`` averages over all elements, which is the same number
     without weights; ``reduction='none'`` there is element-wise, here per sample.
+
+    ================================  ======================  ==========================
+    unweighted ``sum_over_batch_size``  how it is computed      rounding
+    ================================  ======================  ==========================
+    Keras                             per-sample means, their  ``D`` then ``B`` terms
+                                      sum, ÷ batch
+    torch ``MSELoss()``               one kernel: Σ e² ÷ (B·D)  one sum of ``B·D`` terms
+    dualnet                           Keras's on TensorFlow,   the same number; the sums
+                                      ``MSELoss``'s on torch   differ by their rounding
+    ================================  ======================  ==========================
+
+    The two are equal in exact arithmetic (every sample has ``D`` values); on torch the fused
+    kernel takes one autograd node where the formula takes five, which is most of what a
+    small network's training step spends on its loss. Weighted, masked and ``"sum"`` /
+    ``"none"`` reductions follow the per-sample formula on both backends.
     """
 
     default_name: ClassVar[str] = "mean_squared_error"
@@ -126,6 +141,9 @@ class MeanSquaredError(Loss):
 
     def _kernel(self, t, p, axis):
         return _losses().mean_squared_error(t, p)
+
+    def _whole(self, t, p, axis, count):
+        return _losses().mean_squared_error_mean(t, p, count)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -326,7 +326,9 @@ class Model(Trainer):
             return tensors
         out = []
         for spec, t in zip(specs, tensors, strict=True):
-            t = _to_input_dtype(t, spec.dtype, core, f"{self._where()} input {spec.name!r}")
+            name = spec.name
+            t = _to_input_dtype(t, spec.dtype, core,
+                                lambda name=name: f"{self._where()} input {name!r}")  # fmt: skip
             spec.check_input_shape(tuple(t.shape))
             out.append(t)
         return out
@@ -546,9 +548,10 @@ def _takes_training(call: Any) -> bool:
     return takes
 
 
-def _to_input_dtype(t: Any, dtype: str, core: Any, where: str) -> Any:
+def _to_input_dtype(t: Any, dtype: str, core: Any, where: Callable[[], str]) -> Any:
     """``t`` cast to an input's dtype, as Keras casts data to its ``Input``'s; floating data
-    for an integer input must hold whole numbers (ids), never truncated silently."""
+    for an integer input must hold whole numbers (ids), never truncated silently. ``where()``
+    names the input in an error (made only then: a training step calls this every step)."""
     have = core.dtype_name(t)
     if have == dtype:
         return t
@@ -557,7 +560,7 @@ def _to_input_dtype(t: Any, dtype: str, core: Any, where: str) -> Any:
         bad = values[values != np.round(values)] if values.dtype.kind == "f" else values[:0]
         if bad.size:
             raise bad_value("inputs", float(bad.flat[0]), f"whole numbers for an {dtype} input",
-                            where=where)  # fmt: skip
+                            where=where())  # fmt: skip
     return core.convert_to_tensor(t, dtype)
 
 

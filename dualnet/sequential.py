@@ -146,7 +146,7 @@ class Sequential(Model):
         checked = self.__dict__.get("_checked_inputs")
         if checked is not None and key in checked:
             return [t]
-        t = _to_input_dtype(t, self.input_dtype(), core, self._where())
+        t = _to_input_dtype(t, self.input_dtype(), core, self._where)
         shape = tuple(t.shape)
         # The first layer's own check gives the most specific message ("Dense 'dense' expects
         # inputs with last dimension 3, ..."); then the whole build shape is compared.

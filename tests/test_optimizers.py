@@ -596,9 +596,10 @@ def test_deferred_updates_are_bit_identical_to_immediate_ones(config, dtype, mon
 
 def test_deferred_updates_reuse_their_buffers():
     """From the second update on, a deferred update allocates nothing: the pool holds the same
-    buffers after every step, as many as the rule keeps alive at once. Adam with AMSGrad: five
-    per weight, at ``m·α / d``: the three new slots, the denominator and the step (which the
-    weight then subtracts in place; the slots take their new buffers over)."""
+    buffers after every step, as many as the rule keeps alive at once. Adam with AMSGrad: two
+    per weight, the denominator ``√v̂ + ε`` and the step ``m·α``, which the weight then divides
+    and subtracts in place (``addcdiv_``); the three slots take their new values straight into
+    their own tensors (Note [Deferred updates])."""
     import torch
     from dualnet.backends.torch import optimizers as TO
 
@@ -606,12 +607,17 @@ def test_deferred_updates_reuse_their_buffers():
     assert sum(math.prod(s) for s in shapes) >= TO.DEFERRED_MIN_ELEMENTS
     params = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
     opt = O.Adam(0.01, amsgrad=True)
+    slots = {name: [id(t) for t in ts] for name, ts in opt._rt.slots.items()} if opt._rt else None
     pools = []
     for step in range(4):
         opt.apply([torch.full(s, 0.5 + step) for s in shapes], params)
         pools.append(sorted(id(t) for ts in opt._rt.scratch.free.values() for t in ts))
+        if slots is None:
+            slots = {name: [t.data_ptr() for t in ts] for name, ts in opt._rt.slots.items()}
+        # the slots keep their storage: written in place, never swapped or copied
+        assert slots == {name: [t.data_ptr() for t in ts] for name, ts in opt._rt.slots.items()}
     assert pools[1] == pools[2] == pools[3]
-    assert len(pools[3]) == 5 * len(shapes)
+    assert len(pools[3]) == 2 * len(shapes)
 
 
 def test_a_deferred_group_read_early_is_computed_at_once():

@@ -6,11 +6,13 @@ from __future__ import annotations
 import itertools
 import json
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 import dualnet as dn
 from dualnet import losses, metrics, optimizers, schedules, training
+from dualnet.dtypes import numpy_dtype
 from dualnet.errors import NonFiniteError
 from dualnet.reference import training as R
 
@@ -535,10 +537,37 @@ def test_overflowing_check_sum_of_finite_values_does_not_stop_training(backend):
 
     B = backend_module(backend).models
     with dn.use_backend(backend):
-        assert not B.all_finite(B.trainable_params(model))  # the cheap test is inconclusive
+        # The cheap test is inconclusive where it sums (TensorFlow: every tensor; torch: those
+        # past 4096 elements, the small ones being checked element by element).
+        assert not B.all_finite([dn.activations.linear(np.full(5000, 3e38, "float32"))])
+        assert B.all_finite(B.trainable_params(model)) == (backend == "torch")
     logs = model.train_step(np.zeros((4, 3)), np.zeros((4, 2)))  # zero inputs: finite loss
     assert logs["loss"] == 0.0 and model.optimizer.iterations == 1
     np.testing.assert_array_equal(model.get_weights()[0], big)
+
+
+def test_all_finite_leaves_the_tensors_bit_for_bit(backend):
+    """The check reads, never changes: torch's small tensors go through GradScaler's check with
+    a scale of 1, which multiplies them in place; every bit survives (−0, subnormals, NaN with
+    its payload, ±inf, the largest finite values), in every dtype."""
+    from dualnet._backend import backend_module
+
+    B = backend_module(backend).models
+    with dn.use_backend(backend):
+        tensors, before = [], []
+        for dtype in ("float32", "float64", "float16", "bfloat16"):
+            info = ml_dtypes.finfo(numpy_dtype(dtype))
+            values = np.array([-0.0, 0.0, info.smallest_subnormal, -info.smallest_subnormal,
+                               info.max, -info.max, 1.5, np.nan, np.inf, -np.inf],
+                              dtype=numpy_dtype(dtype))  # fmt: skip
+            t = dn.activations.linear(values)
+            tensors.append(t)
+            before.append(dn.to_numpy(t).copy())
+        assert not B.all_finite(tensors)
+        for t, b in zip(tensors, before, strict=True):
+            a = dn.to_numpy(t)
+            np.testing.assert_array_equal(a.view(f"u{a.dtype.itemsize}"),
+                                          b.view(f"u{b.dtype.itemsize}"))  # fmt: skip
 
 
 # -------------------------------------------------- the step's call path: checks kept per signature

@@ -43,6 +43,12 @@ def mean_squared_error(t, p):
     return _L.mean_squared_error(t, p)
 
 
+def mean_squared_error_mean(t, p, count):
+    """Keras's unweighted ``sum_over_batch_size`` MSE as Keras computes it: the per-sample
+    means, summed, ÷ ``count`` (the namesake on torch is one fused kernel)."""
+    return reduce(mean_squared_error(t, p), None, "sum_over_batch_size", count)
+
+
 def mean_absolute_error(t, p):
     return _L.mean_absolute_error(t, p)
 

@@ -147,6 +147,12 @@ def defers(variables: list[tf.Variable]) -> bool:
     return False
 
 
+def gradients(grads: list[Any], variables: list[tf.Variable]) -> None:
+    """None: TensorFlow's gradients go through :func:`gradient` one by one (the namesake on
+    torch passes plain ones through in one call)."""
+    return None
+
+
 def group(tensors: list[tf.Tensor], deferred: bool = False) -> Group:
     """Tensors of one compute dtype, for one application of a rule."""
     return Group(tensors)

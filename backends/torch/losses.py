@@ -40,6 +40,17 @@ def mean_squared_error(t, p):
     return torch.mean(torch.square(_on(t, p) - p), dim=-1)
 
 
+def mean_squared_error_mean(t, p, count):
+    """``reduce(mean_squared_error(t, p), None, "sum_over_batch_size", count)`` as torch's one
+    fused kernel (``MSELoss``: Σ e² over every element ÷ their number, the same number in
+    exact arithmetic since every one of the ``count`` samples has ``p.shape[-1]`` values);
+    None where that kernel does not apply (broadcast targets, no elements)."""
+    t = _on(t, p)
+    if t.shape != p.shape or p.numel() == 0 or count * p.shape[-1] != p.numel():
+        return None
+    return F.mse_loss(p, t)
+
+
 def mean_absolute_error(t, p):
     return torch.mean(torch.abs(_on(t, p) - p), dim=-1)
 

@@ -171,23 +171,53 @@ def value_and_grads(
 def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     """Whether every element of every tensor is finite: the per-step check, in few kernels.
 
-    One sum per large tensor, and one for all the small ones flattened and concatenated (a
-    kernel launch costs more than copying a few thousand elements); a NaN or an infinity
-    (``inf + -inf`` is NaN) makes its sum non-finite, so finite sums prove the tensors finite.
-    A sum of finite values can still overflow; that only costs the detailed scan of
-    :func:`finite_flags`, which the caller runs whenever this says False. (Sums are the
-    cheapest full reduction on CPU: ``isfinite().all()`` per tensor costs ~20x more on the
-    MLP's 0.7 M weights, and ``_foreach_norm(inf)`` more still.)
+    One sum per large tensor: a NaN or an infinity (``inf + -inf`` is NaN) makes its sum
+    non-finite, so finite sums prove the tensors finite; a sum of finite values can still
+    overflow, which only costs the detailed scan of :func:`finite_flags`, which the caller
+    runs whenever this says False. (Sums are the cheapest full reduction on CPU:
+    ``isfinite().all()`` per tensor costs ~20x more on the MLP's 0.7 M weights, and
+    ``_foreach_norm(inf)`` more still.) The small tensors, where a call costs more than the
+    arithmetic, go in one call of the check torch's ``GradScaler`` runs,
+    ``_amp_foreach_non_finite_check_and_unscale_``, with a scale of exactly 1: it sets a flag
+    for any non-finite element and multiplies each tensor in place by the inverse scale, 1,
+    which leaves every value as it was bit for bit (−0, subnormals and NaN included: tested).
+    That is ~4 µs for a small network's twelve tensors where flattening and concatenating
+    them took ~8. All values are read back in one transfer.
     """
+    sums, small = [], []
     with torch.no_grad():
-        sums = [t.sum() for t in tensors if t.numel() > _SMALL]
-        small = [t.flatten() for t in tensors if t.numel() <= _SMALL]
+        for t in tensors:
+            (sums.append(t.sum()) if t.numel() > _SMALL else small.append(t))
+        found = None
         if small:
-            sums.append(torch.cat(small).sum())  # cat promotes mixed dtypes (exact widening)
+            device = small[0].device
+            if _AMP_CHECK is not None and all(t.device == device for t in small):
+                found = torch.zeros(1, device=device)
+                _AMP_CHECK(small, found, _unit_scale(device))  # x·1 = x: nothing changes
+            else:  # one sum of them all, flattened (cat promotes mixed dtypes exactly)
+                sums.append(torch.cat([t.reshape(-1) for t in small]).sum())
+        if found is not None:
+            sums.append(found.reshape(()))
         if not sums:
             return True
-        total = sums[0] if len(sums) == 1 else torch.stack(sums).sum()  # stack promotes too
-        return math.isfinite(float(total))
+        values = (torch.stack(sums) if len(sums) > 1 else sums[0].reshape(1)).tolist()
+        if found is not None and values.pop() != 0:
+            return False
+        return all(map(math.isfinite, values))
+
+
+# torch's GradScaler check (private, present since torch 1.7 and on CPU since 2.3); without
+# it all_finite sums the small tensors too.
+_AMP_CHECK = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
+_UNIT_SCALES: dict[torch.device, torch.Tensor] = {}
+
+
+def _unit_scale(device: torch.device) -> torch.Tensor:
+    """A float32 1 on ``device`` (the inverse scale that leaves the tensors as they are)."""
+    one = _UNIT_SCALES.get(device)
+    if one is None:
+        one = _UNIT_SCALES[device] = torch.ones(1, device=device)
+    return one
 
 
 _SMALL = 4096  # elements: tensors up to this size are checked together (all_finite)
