@@ -58,15 +58,27 @@ def tensor_backend(x: Any) -> str | None:
     Like array-api-compat's ``is_torch_array``, this looks in ``sys.modules`` first and never
     imports a framework just to test a type.
     """
+    owner = _OWNERS.get(type(x))
+    if owner is not None:  # a tensor type seen before (a training step asks every step)
+        return owner
     if isinstance(x, np.ndarray | np.generic | list | tuple | float | int | bool | str | None):
         return None  # the common non-tensors first: tf.is_tensor's protocol check costs ~10 µs
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(x, torch.Tensor):
+        _OWNERS[type(x)] = "torch"
         return "torch"
     tf = sys.modules.get("tensorflow")
-    if tf is not None and (tf.is_tensor(x) or isinstance(x, tf.Variable)):
+    if tf is not None and (isinstance(x, tf.Tensor | tf.Variable)):
+        _OWNERS[type(x)] = "tensorflow"
+        return "tensorflow"
+    if tf is not None and tf.is_tensor(x):  # (a tensor-like by protocol: not kept by type)
         return "tensorflow"
     return None
+
+
+# Types known to be a framework's tensors (only positive answers: every instance of a subclass
+# of torch.Tensor, tf.Tensor or tf.Variable is one).
+_OWNERS: dict[type, str] = {}
 
 
 def to_numpy(x: Any) -> np.ndarray:

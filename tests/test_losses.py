@@ -501,3 +501,35 @@ def test_kept_signatures_do_not_hide_bad_calls(case, backend):
         assert str(info.value) == str(full.value)
         for needle in needles:
             assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_unweighted_mse_mean_runs_each_frameworks_own_form(backend, dtype):
+    """The unweighted ``sum_over_batch_size`` MSE is torch's fused ``MSELoss`` kernel on torch
+    (one autograd node) and Keras's per-sample formula on TensorFlow, bit for bit; both are the
+    reference's number to within the rounding of a sum (the docstring's table). Weights keep
+    the per-sample formula on both backends."""
+    rng = np.random.default_rng(7)
+    t = rng.standard_normal((4, 3, 5)).astype(dtype)
+    p = rng.standard_normal((4, 3, 5)).astype(dtype)
+    core = backend_module(backend).core
+    with dn.use_backend(backend):
+        tt, pt = core.convert_to_tensor(t), core.convert_to_tensor(p)
+        ours = _np(L.MeanSquaredError()(tt, pt))
+        if backend == "torch":
+            import torch.nn.functional as F
+
+            native = _np(F.mse_loss(pt, tt))
+        else:  # Keras's formula (its Loss class would compute a float64 loss in float32)
+            import tensorflow as tf
+
+            per_sample = _keras().losses.mean_squared_error(tt, pt)
+            native = _np(tf.reduce_sum(per_sample) / tf.cast(tf.size(per_sample), per_sample.dtype))
+        np.testing.assert_array_equal(ours, native)
+        want = np.mean((t.astype(np.float64) - p) ** 2)
+        np.testing.assert_allclose(ours, want, rtol=64 * np.finfo(dtype).eps)
+        w = rng.random(4).astype(dtype)
+        weighted = _np(L.MeanSquaredError()(tt, pt, sample_weight=core.convert_to_tensor(w)))
+        per_sample = np.mean((t.astype(np.float64) - p) ** 2, axis=-1)
+        np.testing.assert_allclose(weighted, np.sum(per_sample * w[:, None]) / per_sample.size,
+                                   rtol=64 * np.finfo(dtype).eps)  # fmt: skip

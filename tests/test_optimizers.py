@@ -4,7 +4,10 @@ test_parity.py via the ``optimizer`` catalogue family)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+import platform
 import subprocess
 import sys
 
@@ -553,15 +556,11 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).view(f"u{a.dtype.itemsize}")
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
-@pytest.mark.parametrize("config", list(CONFIGS))
-def test_deferred_updates_are_bit_identical_to_immediate_ones(config, dtype, monkeypatch):
-    """Note [Deferred updates]: recording a large group's operations and running them into
-    reused buffers (overwriting temporaries) gives the bits of running each operator at once,
-    for every rule variant and dtype, with a skipped (None) gradient on one step; the
-    gradients given are never written."""
+def _torch_run(config: str, dtype: str, steps: int = 6) -> tuple[list[np.ndarray], dict]:
+    """Six torch updates of three variables under ``config`` (gradients over four orders of
+    magnitude, one skipped on step 4), with the torch backend's knobs as the caller set them;
+    the weights and the state, and a check that the gradients given were never written."""
     import torch
-    from dualnet.backends.torch import optimizers as TO
 
     from dualnet.dtypes import numpy_dtype
 
@@ -569,29 +568,147 @@ def test_deferred_updates_are_bit_identical_to_immediate_ones(config, dtype, mon
     shapes = [(40, 30), (30,), (7,)]
     w0 = [rng.standard_normal(s).astype(numpy_dtype(dtype)) for s in shapes]
     grads = [[(rng.standard_normal(s) * 10.0 ** rng.integers(-3, 1)).astype(w0[0].dtype)
-              for s in shapes] for _ in range(6)]  # fmt: skip
-    runs = {}
-    for threshold, mode in ((0, "deferred"), (2**62, "immediate")):
-        monkeypatch.setattr(TO, "DEFERRED_MIN_ELEMENTS", threshold)
-        core = backend_module("torch").core
-        # (copies: torch would share the numpy arrays' memory, and both runs write it)
-        params = [torch.nn.Parameter(core.convert_to_tensor(w.copy())) for w in w0]
-        opt = _fresh(CONFIGS[config])
-        for step, gs in enumerate(grads):
-            given = [core.convert_to_tensor(g) for g in gs]
-            kept = [g.clone() for g in given]
-            opt.apply([None if (step == 3 and i == 1) else g for i, g in enumerate(given)],
-                      params)  # fmt: skip
-            for g, k in zip(given, kept, strict=True):
-                assert torch.equal(g, k)  # leaves are read, never written
-        assert opt._rt.units and all(u.deferred == (mode == "deferred")
-                                     for us in opt._rt.units.values() for u in us)  # fmt: skip
-        runs[mode] = ([dn.to_numpy(p).copy() for p in params], opt.state())
-    for a, b in zip(runs["deferred"][0], runs["immediate"][0], strict=True):
+              for s in shapes] for _ in range(steps)]  # fmt: skip
+    core = backend_module("torch").core
+    # (copies: torch would share the numpy arrays' memory, and both runs write it)
+    params = [torch.nn.Parameter(core.convert_to_tensor(w.copy())) for w in w0]
+    opt = _fresh(CONFIGS[config])
+    for step, gs in enumerate(grads):
+        given = [core.convert_to_tensor(g) for g in gs]
+        kept = [g.clone() for g in given]
+        opt.apply([None if (step == 3 and i == 1) else g for i, g in enumerate(given)], params)
+        for g, k in zip(given, kept, strict=True):
+            assert torch.equal(g, k)  # leaves are read, never written
+    return [dn.to_numpy(p).copy() for p in params], opt.state(), opt
+
+
+@pytest.mark.parametrize("mode", ["traced", "deferred-untraced", "immediate-fused"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_torch_update_paths_are_bit_identical_to_the_rule_as_written(config, dtype, mode,
+                                                                     monkeypatch):  # fmt: skip
+    """Note [Deferred updates], [Fused operations] and [Traced updates]: however torch runs a
+    rule (deferred into reused buffers, slots written in place, products and quotients fused,
+    the plan traced once and replayed), the weights and every slot have the bits of the rule
+    run as written, one separately rounded operation at a time, for every rule and dtype,
+    with a gradient skipped on one step."""
+    from dualnet.backends.torch import _update_groups as TG
+    from dualnet.backends.torch import optimizers as TO
+
+    monkeypatch.setattr(TO, "DEFERRED_MIN_ELEMENTS", 2**62)
+    monkeypatch.setattr(TG, "FUSE", False)
+    plain = _torch_run(config, dtype)
+    monkeypatch.setattr(TG, "FUSE", True)
+    monkeypatch.setattr(TO, "DEFERRED_MIN_ELEMENTS", 2**62 if mode == "immediate-fused" else 0)
+    if mode == "deferred-untraced":
+        monkeypatch.setattr(TO, "trace", None)
+    weights, state, opt = _torch_run(config, dtype)
+    units = [u for us in opt._rt.units.values() for u in us]
+    assert units and all(u.deferred == (mode != "immediate-fused") for u in units)
+    programs = list(opt._rt.programs.values())
+    if mode == "traced":  # (two sets of active variables: every step, and step 4's)
+        assert len(programs) >= 2 and all(programs)
+    else:
+        assert not any(programs)
+    for a, b in zip(weights, plain[0], strict=True):
         np.testing.assert_array_equal(_bits(a), _bits(b))
-    for slot, arrays in runs["immediate"][1].items():
-        for a, b in zip(runs["deferred"][1][slot], arrays, strict=True):
+    for slot, arrays in plain[1].items():
+        for a, b in zip(state[slot], arrays, strict=True):
             np.testing.assert_array_equal(_bits(a), _bits(b), err_msg=slot)
+
+
+def test_adams_update_is_fused_to_nine_passes():
+    """The plan of a deferred Adam step (ε added to the corrected root, as torch) fuses its
+    two moment updates and the weight's ``w - m·α/d`` (Note [Fused operations]): nine
+    operations over the weights (one of them the square root), where the rule written out
+    runs thirteen and the root; the two slots are written in place."""
+    import torch
+
+    opt = O.from_torch_defaults("adam")
+    params = [torch.nn.Parameter(torch.ones(300, 200))]
+    opt.apply([torch.full((300, 200), 0.5)], params)
+    (program,) = opt._rt.programs.values()
+    plan = program.plan
+    operations = [node.op for node, _, _ in plan.steps]
+    assert sorted(operations) == sorted(["mul", "sub", "add", "sqrt", "div", "add", "sub",
+                                         "add", "mul"]), operations  # fmt: skip
+    assert sorted(s[0] for s in plan.fused.values()) == ["addcmul", "addcmul"]
+    assert [spec[0] for _, _, spec in plan.writes] == ["addcdiv"]
+    assert len(plan.in_target) == 2  # momentum and velocity, computed in their own tensors
+
+
+_CAPABILITY_SCRIPT = """
+import numpy as np, torch
+from dualnet import optimizers as O
+from dualnet.backends.torch import _update_groups as TG
+rng = np.random.default_rng(0)
+bad = []
+rules = {"adam": O.Adam(0.01), "adam-torch": O.from_torch_defaults("adam", lr=0.01),
+         "sgd-momentum": O.SGD(0.1, momentum=0.9), "rmsprop": O.RMSprop(0.01, centered=True,
+         momentum=0.9), "adagrad-torch": O.from_torch_defaults("adagrad")}
+for dtype in (torch.float32, torch.float64):
+    w0 = [torch.from_numpy(rng.standard_normal(s)).to(dtype) for s in [(300, 100), (100,)]]
+    gs = [[torch.from_numpy(rng.standard_normal(w.shape) * 10.0 ** rng.integers(-4, 1)).to(dtype)
+           for w in w0] for _ in range(3)]
+    for name, rule in rules.items():
+        out = []
+        for fuse in (False, True):
+            TG.FUSE = fuse
+            ws = [torch.nn.Parameter(w.clone()) for w in w0]
+            opt = type(rule).from_config(rule.get_config())
+            for g in gs:
+                opt.apply(g, ws)
+            out.append(torch.cat([w.detach().reshape(-1) for w in ws]))
+        if not torch.equal(out[0], out[1]):
+            bad.append((name, str(dtype), int((out[0] != out[1]).sum())))
+print(torch.backends.cpu.get_cpu_capability(), "MISMATCH" if bad else "OK", bad)
+"""
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="torch's default/AVX2 CPU kernels are x86 builds")  # fmt: skip
+@pytest.mark.parametrize("capability", ["default", "avx2", "native"])
+def test_fused_updates_keep_the_rules_bits_on_every_cpu_kernel(capability):
+    """torch compiles its CPU kernels several times (portable, AVX2, AVX512) and the compiler
+    may contract a multiply-add into one FMA in some of them: the fused forms dualnet uses
+    are exact whatever the kernel (Note [Fused operations]). Each variant in a fresh process
+    (``ATEN_CPU_CAPABILITY``; "native": what this CPU gets), fused against unfused updates."""
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    if capability != "native":
+        env["ATEN_CPU_CAPABILITY"] = capability
+    done = subprocess.run([sys.executable, "-c", _CAPABILITY_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = done.stdout.strip().splitlines()[-1]
+    assert " OK " in f" {line} ", line
+    if capability != "native":
+        assert line.split()[0].lower() == capability, line
+
+
+def test_a_rule_computing_with_a_coefficient_runs_untraced():
+    """A rule may only use its coefficients as operands of tensor operations to be traced;
+    one that computes with them in Python (here ``2 * lr``) makes the trace fail, and the
+    optimizer then runs it untraced every step, with the same result as the rule as written
+    (Note [Traced updates])."""
+    import torch
+
+    @dataclasses.dataclass(frozen=True)
+    class DoubleSGD(O.SGD):
+        def _update(self, B, g, w, s, k):
+            return w - g * (2.0 * k["lr"]), {}
+
+    grads = [torch.full((300, 200), 0.25), torch.full((200,), -0.5)]
+    ws = [torch.nn.Parameter(torch.ones(300, 200)), torch.nn.Parameter(torch.zeros(200))]
+    opt = DoubleSGD(0.1)
+    for _ in range(3):
+        opt.apply(grads, ws)
+    assert list(opt._rt.programs.values()) == [False]  # tried once, kept as untraceable
+    rate = np.float32(2.0 * 0.1)  # the Python product, rounded once where it meets a tensor
+    w, b = np.float32(1.0), np.float32(0.0)
+    for _ in range(3):  # the rule as written, one float32 operation at a time
+        w, b = w - np.float32(0.25) * rate, b - np.float32(-0.5) * rate
+    np.testing.assert_array_equal(dn.to_numpy(ws[0]), np.full((300, 200), w))
+    np.testing.assert_array_equal(dn.to_numpy(ws[1]), np.full(200, b))
 
 
 def test_deferred_updates_reuse_their_buffers():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -192,12 +193,14 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
         if small:
             device = small[0].device
             if _AMP_CHECK is not None and all(t.device == device for t in small):
-                found = torch.zeros(1, device=device)
-                _AMP_CHECK(small, found, _unit_scale(device))  # x·1 = x: nothing changes
+                found, one = _amp_buffers(device)
+                found.zero_()
+                _AMP_CHECK(small, found, one)  # x·1 = x: nothing changes
+                if not sums:
+                    return found.item() == 0
+                sums.append(found.reshape(()))
             else:  # one sum of them all, flattened (cat promotes mixed dtypes exactly)
                 sums.append(torch.cat([t.reshape(-1) for t in small]).sum())
-        if found is not None:
-            sums.append(found.reshape(()))
         if not sums:
             return True
         values = (torch.stack(sums) if len(sums) > 1 else sums[0].reshape(1)).tolist()
@@ -209,15 +212,19 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
 # torch's GradScaler check (private, present since torch 1.7 and on CPU since 2.3); without
 # it all_finite sums the small tensors too.
 _AMP_CHECK = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
-_UNIT_SCALES: dict[torch.device, torch.Tensor] = {}
+_AMP_BUFFERS: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
 
-def _unit_scale(device: torch.device) -> torch.Tensor:
-    """A float32 1 on ``device`` (the inverse scale that leaves the tensors as they are)."""
-    one = _UNIT_SCALES.get(device)
-    if one is None:
-        one = _UNIT_SCALES[device] = torch.ones(1, device=device)
-    return one
+def _amp_buffers(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The check's flag and its inverse scale, a float32 1, on ``device``: kept per thread (the
+    flag is zeroed and read within one call of :func:`all_finite`; two threads checking at
+    once must not share it)."""
+    key = (device, threading.get_ident())
+    buffers = _AMP_BUFFERS.get(key)
+    if buffers is None:
+        buffers = _AMP_BUFFERS[key] = (torch.zeros(1, device=device),
+                                       torch.ones(1, device=device))  # fmt: skip
+    return buffers
 
 
 _SMALL = 4096  # elements: tensors up to this size are checked together (all_finite)
