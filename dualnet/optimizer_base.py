@@ -243,8 +243,11 @@ class Optimizer:
     def apply(self, grads: list[Any], params: list[Any] | None = None) -> None:
         """Apply one update in place. ``grads[i]`` is the gradient of ``params[i]`` (None: skip).
 
-        Every new value is computed before any variable is written, so an error leaves the
-        weights and the state untouched.
+        Every argument is checked before anything is written, so a bad call leaves the weights
+        and the state untouched; so does an error while the new values are computed, except on
+        torch between a slot written in place and the weights (Note [Deferred updates] in
+        ``backends/torch/_update_plans.py``: its buffers are reserved first, so only an
+        interrupt or a failing device stops it there).
         """
         if params is not None:
             self.build(params)

@@ -685,17 +685,24 @@ def test_fused_updates_keep_the_rules_bits_on_every_cpu_kernel(capability):
         assert line.split()[0].lower() == capability, line
 
 
-def test_a_rule_computing_with_a_coefficient_runs_untraced():
-    """A rule may only use its coefficients as operands of tensor operations to be traced;
-    one that computes with them in Python (here ``2 * lr``) makes the trace fail, and the
-    optimizer then runs it untraced every step, with the same result as the rule as written
-    (Note [Traced updates])."""
+@pytest.mark.parametrize("how", ["python-arithmetic", "comparison", "own-group"])
+def test_an_untraceable_rule_runs_untraced(how):
+    """A rule may only use its coefficients as operands of tensor operations, and only the
+    groups it is given, to be traced; one that computes with a coefficient in Python (here
+    ``2 * lr``), tests one (``lr == 0``) or makes a group of tensors it read makes the trace
+    fail, and the optimizer then runs it untraced every step, with the result of the rule as
+    written (Note [Traced updates])."""
     import torch
 
     @dataclasses.dataclass(frozen=True)
     class DoubleSGD(O.SGD):
         def _update(self, B, g, w, s, k):
-            return w - g * (2.0 * k["lr"]), {}
+            if how == "python-arithmetic":
+                return w - g * (2.0 * k["lr"]), {}
+            if how == "comparison":
+                return (w if k["lr"] == 0 else w - g * k["lr"] - g * k["lr"]), {}
+            step = B.group((g * k["lr"]).items, g.deferred)  # a group of its own
+            return w - step - step, {}
 
     grads = [torch.full((300, 200), 0.25), torch.full((200,), -0.5)]
     ws = [torch.nn.Parameter(torch.ones(300, 200)), torch.nn.Parameter(torch.zeros(200))]
@@ -703,12 +710,73 @@ def test_a_rule_computing_with_a_coefficient_runs_untraced():
     for _ in range(3):
         opt.apply(grads, ws)
     assert list(opt._rt.programs.values()) == [False]  # tried once, kept as untraceable
+    lr = np.float32(0.1)
     rate = np.float32(2.0 * 0.1)  # the Python product, rounded once where it meets a tensor
     w, b = np.float32(1.0), np.float32(0.0)
     for _ in range(3):  # the rule as written, one float32 operation at a time
-        w, b = w - np.float32(0.25) * rate, b - np.float32(-0.5) * rate
+        if how == "python-arithmetic":
+            w, b = w - np.float32(0.25) * rate, b - np.float32(-0.5) * rate
+        else:
+            sw, sb = np.float32(0.25) * lr, np.float32(-0.5) * lr
+            w, b = (w - sw) - sw, (b - sb) - sb
     np.testing.assert_array_equal(dn.to_numpy(ws[0]), np.full((300, 200), w))
     np.testing.assert_array_equal(dn.to_numpy(ws[1]), np.full(200, b))
+
+
+@pytest.mark.parametrize("traced", [True, False])
+def test_a_slot_taking_another_slots_old_value_gets_the_old_value(traced, monkeypatch):
+    """A slot written in place (Note [Deferred updates]) must not be read afterwards as its old
+    value: here ``prev`` takes ``cur``'s value from before the step while ``cur`` is updated
+    in place."""
+    import torch
+    from dualnet.backends.torch import optimizers as TO
+
+    if not traced:
+        monkeypatch.setattr(TO, "trace", None)
+
+    @dataclasses.dataclass(frozen=True)
+    class Lagged(O.SGD):
+        def slot_names(self):
+            return ("prev", "cur")
+
+        def _slot_initial_value(self, slot):
+            return 0.0
+
+        def _update(self, B, g, w, s, k):
+            cur = s["cur"] * 0.5 + g
+            return w - cur * k["lr"], {"prev": s["cur"], "cur": cur}
+
+    ws = [torch.nn.Parameter(torch.zeros(300, 200))]
+    opt = Lagged(0.5)
+    cur, history = 0.0, []
+    for _ in range(3):
+        opt.apply([torch.ones(300, 200)], ws)
+        state = opt.state()
+        history.append((float(state["prev"][0].flat[0]), float(state["cur"][0].flat[0])))
+    for prev, now in history:  # prev is last step's cur
+        assert (prev, now) == (cur, cur * 0.5 + 1.0)
+        cur = now
+
+
+def test_a_traced_update_keeps_no_tensor_of_its_step():
+    """After a traced update the kept program holds none of the step's tensors: the
+    gradients given can be freed (their memory is not held through the next forward and
+    backward pass)."""
+    import gc
+    import weakref
+
+    import torch
+
+    ws = [torch.nn.Parameter(torch.zeros(300, 200))]
+    opt = O.Adam(0.01)
+    for _ in range(2):
+        g = torch.ones(300, 200)
+        opt.apply([g], ws)
+    assert all(opt._rt.programs.values())
+    ref = weakref.ref(g)
+    del g
+    gc.collect()
+    assert ref() is None
 
 
 def test_deferred_updates_reuse_their_buffers():

@@ -607,3 +607,19 @@ def test_torch_dense_activation_is_the_neutral_functions_bits(activation, dtype)
         linear = torch.nn.functional.linear(x, layer.native.kernel, layer.native.bias)
         expected = getattr(dn.activations, activation)(linear)
     assert y.dtype == expected.dtype and torch.equal(y, expected)
+
+
+@pytest.mark.parametrize("bad", [False, True])
+def test_all_finite_takes_any_gradient_autograd_returns(bad):
+    """torch's autograd may return a stride-0 (expanded) gradient, which an in-place check
+    cannot write into: those are checked by a sum instead (no crash), alongside ordinary and
+    non-contiguous ones, and a NaN in any of them is found."""
+    import torch
+    from dualnet.backends.torch import models as TM
+
+    p = torch.nn.Parameter(torch.ones(3))
+    (expanded,) = torch.autograd.grad((torch.ones(4, 3) * p.sum()).sum(), [p])
+    tensors = [torch.ones(5), expanded, torch.ones(3, 4).t(), torch.ones(1).expand(3)]
+    if bad:
+        tensors[3] = torch.full((1,), float("nan")).expand(3)
+    assert TM.all_finite(tensors) is (not bad)

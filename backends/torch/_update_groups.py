@@ -132,7 +132,7 @@ class Coefficient:
 
     def value(self) -> float:
         v = self.values[self.name]
-        return -v if self.sign < 0 else v
+        return _negated(v) if self.sign < 0 else v
 
     def __neg__(self) -> Coefficient:
         return Coefficient(self.values, self.name, -self.sign)
@@ -144,7 +144,8 @@ class Coefficient:
     __bool__ = __float__ = __int__ = __index__ = _refuse
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
     __truediv__ = __rtruediv__ = __pow__ = __rpow__ = _refuse
-    __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _refuse
+    __hash__ = object.__hash__
 
 
 _ONES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
@@ -182,9 +183,12 @@ def _fusion(op: str | None, a: Any, b: Any, absorbable: Any) -> tuple | None:
         d, c = inner.args
         if not isinstance(d, Group):
             continue
-        if inner.op == "mul" and isinstance(x, Group) and _number(c):
-            # x - d·c = x + (-c)·d: IEEE negation is exact and rounding is symmetric.
-            return ("addcmul", x, d, None, -c if sign < 0 else c, inner)
+        if inner.op == "mul" and isinstance(x, Group) and _number(c) \
+                and _device_type(d) == "cpu":  # fmt: skip
+            # x - d·c = x + (-c)·d: IEEE negation is exact and rounding is symmetric. (CPU
+            # only: CUDA's addcmul computes fma(value, t1·t2, x), rounding the product by c
+            # and the sum once.)
+            return ("addcmul", x, d, None, _negated(c) if sign < 0 else c, inner)
         if inner.op == "div" and ((isinstance(x, Group) and (isinstance(c, Group) or _number(c)))
                                   or (_number(x) and isinstance(c, Group))):  # fmt: skip
             # (Not with both x and y numbers: torch's CPU kernel vectorises a loop with one
@@ -192,6 +196,19 @@ def _fusion(op: str | None, a: Any, b: Any, absorbable: Any) -> tuple | None:
             # sum take 64 on 0.4 M float32 elements.)
             return ("addcdiv", x, d, c, sign, inner)
     return None
+
+
+def _negated(c: Any) -> Any:
+    """``-c``, with an int 0 negated to -0.0 (as the separate ``x - d*0`` would subtract a zero
+    of ``d``'s sign: ``x + (-0.0)·d`` keeps that sign)."""
+    return -float(c) if isinstance(c, int) and c == 0 else -c
+
+
+def _device_type(g: Group) -> str:
+    """The device type of a group's tensors (those of the first leaf it is made from)."""
+    while g._items is None:
+        g = next(a for a in g.args if isinstance(a, Group))
+    return g._items[0].device.type if g._items else "cpu"
 
 
 def _fused_operands(spec: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor],

@@ -29,8 +29,10 @@ and :class:`Program` decides, for the whole update and before anything runs (:cl
   over its buffer (``set_``); anything else is copied.
 
 The pool buffers are reserved before the first operation, and the operations run in the order
-the rule wrote them; the variables written before the last operation are slots whose new
-values are final (so an update cannot stop half-way for want of memory). Adam then keeps two
+the rule wrote them; the only variables written before the last operation are slots whose new
+values are final, so an update cannot stop half-way for want of memory (an interrupt, or a
+failing device, can still stop it between a slot and the weights: the same as any in-place
+optimizer, ``torch.optim``'s included). Adam then keeps two
 buffers per weight (the denominator and the step), where the rule written out made fourteen
 tensors a step. The arithmetic is the rule's, operation for operation, so the bits are too
 (``tests/test_optimizers.py`` compares them with TensorFlow's, which runs the rule as
@@ -49,7 +51,9 @@ results differ from ``x + a*b``; its portable kernel does not contract), and ``l
 * ``addcmul(x, d, 1, value=c)`` = ``x + (c·d)·1``: the product ``c·d`` is rounded, the
   multiplication by 1 is exact, so a contracted ``fma(c·d, 1, x)`` rounds the sum once, as
   ``x + d*c`` does. ``x - d*c`` is the same with ``value=-c`` (IEEE negation is exact and
-  rounding symmetric; ``c`` is rounded to the tensor's dtype once, as in ``d*c``).
+  rounding symmetric; ``c`` is rounded to the tensor's dtype once, as in ``d*c``). On CPU
+  only: CUDA's kernel computes ``fma(value, t1·t2, x)``, one rounding for the product by
+  ``c`` and the sum, so on CUDA these stay two operations.
 * ``addcdiv(x, n, y, value=±1)`` = ``x ± (n / y)``: the quotient is rounded, the product by
   ±1 exact, then the sum (``y`` or ``x`` may be a number, as a 0-d tensor rounded once; not
   both, which torch's CPU kernel runs unvectorised: 211 µs where the two operations take 64).
@@ -93,7 +97,8 @@ class Program:
                       and isinstance(g.args[1], Group) and g.args[0].op is None
                       and all(map(operator.is_, g.args[0].items, vs))}  # fmt: skip
         targets = {j: (vs, g) for j, (vs, g) in pairs if owned[j] and _pending(g)}
-        self.plan = _Plan([g for g in values if _deferred(g)], pool, candidates, targets)
+        self.plan = _Plan([g for g in values if _deferred(g)], pool, candidates, targets,
+                          values)  # fmt: skip
         self.done = self.plan.in_place | self.plan.in_target
 
     def run(self) -> None:
@@ -179,7 +184,8 @@ class _Plan:
 
     def __init__(self, outputs: list[Group], pool: Pool,
                  writes: dict[int, tuple[list[torch.Tensor], Group]] | None = None,
-                 targets: dict[int, tuple[list[torch.Tensor], Group]] | None = None):  # fmt: skip
+                 targets: dict[int, tuple[list[torch.Tensor], Group]] | None = None,
+                 after: list[Group] = ()):  # fmt: skip
         self.pool = pool
         self.pinned = {id(g) for g in outputs}  # results read after the run: never overwritten
         self.uses: dict[int, int] = {}
@@ -240,7 +246,8 @@ class _Plan:
         self.order = [node for node in order if id(node) not in absorbed]
         self.targets: dict[int, list[torch.Tensor]] = {}
         self.in_target: set[int] = set()
-        self._choose_targets(targets or {}, outputs)
+        self.over_x: set[int] = set()  # targets whose first operand is the slot itself
+        self._choose_targets(targets or {}, [*outputs, *after])
         self.steps = self._schedule()
         self.computed: list[Group] = []
         self.assigned: dict[int, list[torch.Tensor]] = {}  # pool buffers each result took
@@ -255,7 +262,7 @@ class _Plan:
         return self.reads.get(id(node), node.args)
 
     def _choose_targets(self, targets: dict[int, tuple[list[torch.Tensor], Group]],
-                        outputs: list[Group]) -> None:  # fmt: skip
+                        after: list[Group]) -> None:  # fmt: skip
         """A slot's new value is computed into the slot itself when every operation that reads
         the slot's old value (the leaf holding exactly the slot tensors) runs no later than the
         one computing the new value, and nothing read after the run (an output, a write) is
@@ -265,18 +272,17 @@ class _Plan:
         position = {id(n): i for i, n in enumerate(self.order)}
         last_read: dict[int, int] = {}  # leaf -> last position that reads it
         leaves: dict[int, Group] = {}
-        after = len(self.order)  # read after the run
+        last = len(self.order)  # read after the run (a value copied, an in-place write)
         reading = [(i, self._reads(n)) for i, n in enumerate(self.order)]
-        reading += [(after, (g,)) for g in outputs]
+        reading += [(last, (g,)) for g in after]
         for _, value, spec in self.writes:
-            reading.append((after, value.args if spec is None else spec[1:4]))
+            reading.append((last, value.args if spec is None else spec[1:4]))
         for i, reads in reading:
             for a in reads:
                 if isinstance(a, Group) and a.op is None and a._items:
                     last_read[id(a)] = max(last_read.get(id(a), -1), i)
                     leaves[id(a)] = a
         taken: set[int] = set()
-        self.over_x: set[int] = set()  # targets whose first operand is the slot itself
         for j, (variables, value) in targets.items():
             if id(value) not in position or id(value) in self.targets:
                 continue

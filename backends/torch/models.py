@@ -192,19 +192,28 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
         found = None
         if small:
             device = small[0].device
-            if _AMP_CHECK is not None and all(t.device == device for t in small):
+            # Dense, non-overlapping tensors only (the check writes x·1 into each; a stride-0
+            # gradient autograd may return would refuse it), on a device whose kernel exists.
+            dense = [t for t in small if t.device == device and t.is_contiguous()]
+            if dense and _amp_works(device):
                 found, one = _amp_buffers(device)
                 found.zero_()
-                _AMP_CHECK(small, found, one)  # x·1 = x: nothing changes
-                if not sums:
+                _AMP_CHECK(dense, found, one)  # x·1 = x: nothing changes
+                if len(dense) == len(small) and not sums:
                     return found.item() == 0
+                at = len(sums)  # where the flag goes among the values read back
                 sums.append(found.reshape(()))
-            else:  # one sum of them all, flattened (cat promotes mixed dtypes exactly)
+                if len(dense) < len(small):
+                    ids = {id(t) for t in dense}
+                    small = [t for t in small if id(t) not in ids]
+                else:
+                    small = []
+            if small:  # one sum of them all, flattened (cat promotes mixed dtypes exactly)
                 sums.append(torch.cat([t.reshape(-1) for t in small]).sum())
         if not sums:
             return True
         values = (torch.stack(sums) if len(sums) > 1 else sums[0].reshape(1)).tolist()
-        if found is not None and values.pop() != 0:
+        if found is not None and values.pop(at) != 0:
             return False
         return all(map(math.isfinite, values))
 
@@ -212,6 +221,25 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
 # torch's GradScaler check (private, present since torch 1.7 and on CPU since 2.3); without
 # it all_finite sums the small tensors too.
 _AMP_CHECK = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
+_AMP_WORKS: dict[str, bool] = {}
+
+
+def _amp_works(device: torch.device) -> bool:
+    """Whether GradScaler's check runs on ``device``'s type (tried once on two finite values:
+    an older torch has no CPU kernel)."""
+    works = _AMP_WORKS.get(device.type)
+    if works is None:
+        works = False
+        if _AMP_CHECK is not None:
+            try:
+                found, one = _amp_buffers(device)
+                found.zero_()
+                _AMP_CHECK([torch.ones(2, device=device)], found, one)
+                works = found.item() == 0
+            except (RuntimeError, NotImplementedError):
+                pass
+        _AMP_WORKS[device.type] = works
+    return works
 _AMP_BUFFERS: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
 

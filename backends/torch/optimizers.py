@@ -234,8 +234,20 @@ def trace(leaves: list[Group], variables: list[list[torch.Tensor]], values: list
           coefficients: dict[str, Any]) -> Program | None:  # fmt: skip
     """The update just recorded (deferred ``leaves`` built as :func:`group` builds them, then
     the rule with :func:`coefficients`' numbers), kept to run again (:func:`replay`); None
-    when it cannot be (an operation was computed while the rule ran, so its result would be
-    this step's forever)."""
+    when it cannot be: an operation was computed while the rule ran, or the rule made a group
+    of its own (of tensors it read), so that this step's tensors would be used forever."""
+    known = {id(g) for g in leaves}
+    stack, seen = list(values), set()
+    while stack:  # every group the values are made of is a recorded leaf or an operation
+        g = stack.pop()
+        if not isinstance(g, Group) or id(g) in seen:
+            continue
+        seen.add(id(g))
+        if g.op is None:
+            if id(g) not in known:
+                return None
+        else:
+            stack.extend(g.args)
     program = Program(variables, values, owned, pool)
     if program.plan.precomputed:
         return None
@@ -249,7 +261,11 @@ def replay(program: Program, leaves: list[list[torch.Tensor]], k: dict[str, Any]
     for leaf, items in zip(program.leaves, leaves, strict=True):
         leaf._items = items
     program.coefficients.update(k)
-    program.run()
+    try:
+        program.run()
+    finally:  # the kept program holds no tensor of this step (its gradients, half copies)
+        for leaf in program.leaves:
+            leaf._items = None
 
 
 def coefficients(k: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
