@@ -251,6 +251,7 @@ class _Plan:
         self.steps = self._schedule()
         self.computed: list[Group] = []
         self.assigned: dict[int, list[torch.Tensor]] = {}  # pool buffers each result took
+        self.ones: dict[int, list[torch.Tensor]] = {}  # Plan._ones
         self.settled = False  # run once: every result has its buffers (release)
 
     def _single_use(self, inner: Group, node: Group) -> bool:
@@ -387,9 +388,17 @@ class _Plan:
             _, ds, ys = _fused_operands(spec)
             value = _resolve(spec[4])
             if ys is None:
-                torch._foreach_addcmul_(variables, ds, [_one(t) for t in ds], value=value)
+                torch._foreach_addcmul_(variables, ds, self._ones(variables), value=value)
             else:
                 torch._foreach_addcdiv_(variables, ds, ys, value=value)
+
+    def _ones(self, like: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:func:`_one` for each of ``like`` (the variables or a result's buffers: the same
+        dtypes and devices every run), made once."""
+        ones = self.ones.get(id(like))
+        if ones is None or len(ones) != len(like):
+            ones = self.ones[id(like)] = [_one(t) for t in like]
+        return ones
 
     def release(self) -> None:
         """Every buffer this plan computed back to the pool, for the next step (a target's
