@@ -66,7 +66,7 @@ class _Unit:
     """Variables updated together (:meth:`Optimizer._units`): their positions among the
     gradients given (``members``) and among the variables (``indices``), the compute dtype's
     name, the variables and their slots, and whether the backend defers the group's
-    operations (Note [Deferred updates] in ``backends/torch/optimizers.py``)."""
+    operations (Note [Deferred updates] in ``backends/torch/_update_plans.py``)."""
 
     def __init__(self, rt: _Runtime, B: ModuleType, members: list[int], indices: list[int],
                  dtype: str, grouped: bool):  # fmt: skip
@@ -367,11 +367,11 @@ class Optimizer:
         compute dtype on a group of tensors (Note [Multi-tensor updates] in
         ``backends/torch/optimizers.py``), and the result is one list of variables per group
         and the groups, for ``B.assign_groups`` (which may run deferred operations first: Note
-        [Deferred updates]); else once per variable on plain tensors, which is what a tracer
-        needs (its compiler fuses the per-variable ops itself): flat lists of variables and
-        tensors. ``leaves``: a list that gets every group made from the tensors of
-        :meth:`_leaf_lists`, in that order (Note [Traced updates]); ``clipped``: ``gs`` are
-        clipped already."""
+        [Deferred updates] in ``backends/torch/_update_plans.py``); else once per variable on
+        plain tensors, which is what a tracer needs (its compiler fuses the per-variable ops
+        itself): flat lists of variables and tensors. ``leaves``: a list that gets every group
+        made from the tensors of :meth:`_leaf_lists`, in that order (Note [Traced updates]);
+        ``clipped``: ``gs`` are clipped already."""
         if not clipped:
             gs = self._clip(B, gs)
         variables: list[Any] = []

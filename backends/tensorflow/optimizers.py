@@ -200,7 +200,7 @@ def assign_all(variables: list[tf.Variable], values: list[tf.Tensor]) -> None:
 
 def scratch() -> None:
     """No reusable buffers on TensorFlow (its tensors are immutable; Note [Deferred updates] in
-    ``backends/torch/optimizers.py`` is torch's)."""
+    ``backends/torch/_update_plans.py`` is torch's)."""
     return None
 
 

@@ -240,6 +240,8 @@ def _amp_works(device: torch.device) -> bool:
                 pass
         _AMP_WORKS[device.type] = works
     return works
+
+
 _AMP_BUFFERS: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
 
