@@ -21,6 +21,10 @@ from dualnet.errors import bad_type, bad_value, check_real, describe
 from dualnet.schedules import Schedule
 
 WEIGHT_DECAY_MODES = ("decoupled", "l2")
+# Traced updates an optimizer keeps (one per set of variables with a gradient and per value of
+# the bool coefficients: Note [Traced updates]); past this many they are all dropped and made
+# again as needed, so that ever-changing sets of skipped gradients cannot pile up buffers.
+_MAX_PROGRAMS = 8
 MOMENTUM_FORMS = ("keras", "torch")
 
 
@@ -325,6 +329,8 @@ class Optimizer:
                 if variables is not None:
                     program = record(leaves, variables, values, self._owned(variables),
                                      rt.scratch, values_now) or False  # fmt: skip
+            if len(rt.programs) >= _MAX_PROGRAMS:  # (each holds its own buffers: bounded)
+                rt.programs.clear()
             rt.programs[key] = program
             if not program:
                 return False

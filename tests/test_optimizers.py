@@ -758,6 +758,24 @@ def test_a_slot_taking_another_slots_old_value_gets_the_old_value(traced, monkey
         cur = now
 
 
+def test_traced_updates_kept_are_bounded():
+    """Every set of variables with a gradient gets its own traced program (and buffers);
+    changing sets (here twenty different skipped gradients) never keep more than a few, and
+    the updates stay those of the rule as written."""
+    import torch
+
+    from dualnet import optimizer_base
+
+    n = 20
+    ws = [torch.nn.Parameter(torch.zeros(10)) for _ in range(n)]
+    opt = O.SGD(0.5)
+    for skip in range(n):
+        opt.apply([None if i == skip else torch.ones(10) for i in range(n)], ws)
+        assert 1 <= len(opt._rt.programs) <= optimizer_base._MAX_PROGRAMS
+    for w in ws:  # every variable skipped once: n - 1 updates of 0.5
+        np.testing.assert_array_equal(dn.to_numpy(w), np.full(10, -0.5 * (n - 1), np.float32))
+
+
 def test_a_traced_update_keeps_no_tensor_of_its_step():
     """After a traced update the kept program holds none of the step's tensors: the
     gradients given can be freed (their memory is not held through the next forward and
