@@ -115,15 +115,15 @@ class MeanSquaredError(Loss):
     torch's ``MSELoss(reduction='mean')`` averages over all elements, which is the same number
     without weights; ``reduction='none'`` there is element-wise, here per sample.
 
-    ================================  ======================  ==========================
-    unweighted ``sum_over_batch_size``  how it is computed      rounding
-    ================================  ======================  ==========================
-    Keras                             per-sample means, their  ``D`` then ``B`` terms
-                                      sum, ÷ batch
-    torch ``MSELoss()``               one kernel: Σ e² ÷ (B·D)  one sum of ``B·D`` terms
-    dualnet                           Keras's on TensorFlow,   the same number; the sums
-                                      ``MSELoss``'s on torch   differ by their rounding
-    ================================  ======================  ==========================
+    ====================  ================================  ==============================
+    unweighted mean       how it is computed                rounding
+    ====================  ================================  ==============================
+    Keras                 per-sample means, their sum,      sums of ``D``, then of ``B``
+                          ÷ batch                           terms
+    torch ``MSELoss()``   one kernel: Σ e² ÷ (B·D)          one sum of ``B·D`` terms
+    dualnet               Keras's on TensorFlow,            the same number; the sums
+                          ``MSELoss``'s on torch            differ by their rounding
+    ====================  ================================  ==============================
 
     The two are equal in exact arithmetic (every sample has ``D`` values); on torch the fused
     kernel takes one autograd node where the formula takes five, which is most of what a

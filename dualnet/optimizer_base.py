@@ -23,7 +23,8 @@ from dualnet.schedules import Schedule
 WEIGHT_DECAY_MODES = ("decoupled", "l2")
 # Traced updates an optimizer keeps (one per set of variables with a gradient and per value of
 # the bool coefficients: Note [Traced updates]); past this many they are all dropped and made
-# again as needed, so that ever-changing sets of skipped gradients cannot pile up buffers.
+# again as needed, so that ever-changing sets of skipped gradients cannot pile up recorded
+# rules and plans (their buffers are the optimizer's one pool, which they share).
 _MAX_PROGRAMS = 8
 MOMENTUM_FORMS = ("keras", "torch")
 
@@ -329,12 +330,16 @@ class Optimizer:
                 if variables is not None:
                     program = record(leaves, variables, values, self._owned(variables),
                                      rt.scratch, values_now) or False  # fmt: skip
-            if len(rt.programs) >= _MAX_PROGRAMS:  # (each holds its own buffers: bounded)
+            if len(rt.programs) >= _MAX_PROGRAMS:  # (each holds its recorded rule and plan)
                 rt.programs.clear()
             rt.programs[key] = program
             if not program:
                 return False
-        B.replay(program, self._leaf_lists(B, active, gs), k)
+        try:
+            B.replay(program, self._leaf_lists(B, active, gs), k)
+        except BaseException:  # stopped part-way (an interrupt): its buffers may be half-kept
+            rt.programs.pop(key, None)
+            raise
         return True
 
     def _leaf_lists(self, B: ModuleType, active: list[int], gs: list[Any]) -> list[list[Any]]:

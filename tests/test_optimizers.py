@@ -723,6 +723,116 @@ def test_an_untraceable_rule_runs_untraced(how):
     np.testing.assert_array_equal(dn.to_numpy(ws[1]), np.full(200, b))
 
 
+def _odd_rule(kind):
+    """Rules no built-in optimizer has, that read slots in ways an in-place update must
+    respect: a slot taking another's old value, two slots trading values, a weight stepping by
+    a slot that is overwritten, a slot's tensors wrapped in a group of the rule's own."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Odd(O.SGD):
+        def slot_names(self):
+            return ("a", "b")
+
+        def _slot_initial_value(self, slot):
+            return 0.25 if slot == "a" else 1.0
+
+        def _update(self, B, g, w, s, k):
+            if kind == "lagged":
+                cur = s["b"] * 0.5 + g
+                return w - cur * k["lr"], {"a": s["b"], "b": cur}
+            if kind == "trade":
+                return w - g * k["lr"], {"a": s["b"], "b": s["a"]}
+            if kind == "step-by-copied":
+                return w - s["a"], {"a": s["b"], "b": s["b"] * 0.5 + g}
+            own = B.group(s["a"].items, g.deferred)  # the slot's tensors, a group of its own
+            return w - g * k["lr"], {"a": s["a"] * 0.5 + g, "b": own + g}
+
+    return Odd(0.5)
+
+
+@pytest.mark.parametrize("path", ["traced", "deferred-untraced"])
+@pytest.mark.parametrize("kind", ["lagged", "trade", "step-by-copied", "own-group"])
+def test_odd_rules_give_the_rule_as_written(kind, path, monkeypatch):
+    """However a rule reads its slots, every torch path gives the rule as written (run at once,
+    unfused): a slot written in place is never read afterwards as its old value, and a copy
+    into a variable never changes what a later copy or write reads."""
+    import torch
+    from dualnet.backends.torch import _update_groups as TG
+    from dualnet.backends.torch import optimizers as TO
+
+    def run():
+        ws = [torch.nn.Parameter(torch.zeros(300, 200)), torch.nn.Parameter(torch.zeros(7))]
+        opt = _odd_rule(kind)
+        for step in range(3):
+            opt.apply([torch.full((300, 200), 1.0 + step), torch.full((7,), -2.0)], ws)
+        return [dn.to_numpy(w).copy() for w in ws], opt.state()
+
+    def written(g0):  # the rule, one float32 operation at a time, on one element
+        f = np.float32
+        w, sa, sb, lr = f(0), f(0.25), f(1.0), f(0.5)
+        for step in range(3):
+            g = f(g0(step))
+            if kind == "lagged":
+                cur = sb * f(0.5) + g
+                w, sa, sb = w - cur * lr, sb, cur
+            elif kind == "trade":
+                w, sa, sb = w - g * lr, sb, sa
+            elif kind == "step-by-copied":
+                w, sa, sb = w - sa, sb, sb * f(0.5) + g
+            else:
+                w, sa, sb = w - g * lr, sa * f(0.5) + g, sa + g
+        return w, sa, sb
+
+    for mode in ("as written", path):
+        monkeypatch.setattr(TO, "DEFERRED_MIN_ELEMENTS", 2**62 if mode == "as written" else 0)
+        monkeypatch.setattr(TG, "FUSE", mode != "as written")
+        if mode == "deferred-untraced":
+            monkeypatch.setattr(TO, "trace", None)
+        weights, state = run()
+        for i, g0 in enumerate((lambda step: 1.0 + step, lambda step: -2.0)):
+            w, sa, sb = written(g0)
+            np.testing.assert_array_equal(weights[i], np.full_like(weights[i], w), err_msg=mode)
+            np.testing.assert_array_equal(state["a"][i], np.full_like(weights[i], sa),
+                                          err_msg=mode)  # fmt: skip
+            np.testing.assert_array_equal(state["b"][i], np.full_like(weights[i], sb),
+                                          err_msg=mode)  # fmt: skip
+
+
+def test_an_interrupted_first_traced_update_is_traced_again(monkeypatch):
+    """A traced update stopped part-way on its first run (here an interrupt in the square
+    root) is dropped and traced again on the next step, so its half-kept buffers never serve
+    two values at once: the following updates equal those of a fresh optimizer given the same
+    weights and state."""
+    import torch
+    from dualnet.backends.torch import _update_plans as TP
+
+    shapes = [(300, 200), (200,)]
+    rng = np.random.default_rng(5)
+    grads = [[torch.from_numpy(rng.standard_normal(s).astype(np.float32)) for s in shapes]
+             for _ in range(4)]  # fmt: skip
+    ws = [torch.nn.Parameter(torch.ones(s)) for s in shapes]
+    opt = O.Adam(0.01)
+    real = TP._sqrt_all
+
+    def interrupted(xs, out):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TP, "_sqrt_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        opt.apply(grads[0], ws)
+    monkeypatch.setattr(TP, "_sqrt_all", real)
+    assert not opt._rt.programs  # dropped
+    fresh = O.Adam(0.01)
+    twins = [torch.nn.Parameter(w.detach().clone()) for w in ws]
+    fresh.build(twins)
+    fresh.set_state(opt.state(), iterations=opt.iterations)
+    for g in grads[1:]:
+        opt.apply(g, ws)
+        fresh.apply([t.clone() for t in g], twins)
+        for a, b in zip(ws, twins, strict=True):
+            np.testing.assert_array_equal(dn.to_numpy(a), dn.to_numpy(b))
+
+
 @pytest.mark.parametrize("traced", [True, False])
 def test_a_slot_taking_another_slots_old_value_gets_the_old_value(traced, monkeypatch):
     """A slot written in place (Note [Deferred updates]) must not be read afterwards as its old

@@ -205,10 +205,12 @@ def _negated(c: Any) -> Any:
 
 
 def _device_type(g: Group) -> str:
-    """The device type of a group's tensors (those of the first leaf it is made from)."""
+    """The device type of a group's tensors (those of the first leaf it is made from; an
+    operation's first argument is always a group, so this walks back to one), or "mixed"."""
     while g._items is None:
         g = next(a for a in g.args if isinstance(a, Group))
-    return g._items[0].device.type if g._items else "cpu"
+    types = {t.device.type for t in g._items}
+    return types.pop() if len(types) == 1 else "mixed" if types else "cpu"
 
 
 def _fused_operands(spec: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor],

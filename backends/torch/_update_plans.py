@@ -30,9 +30,10 @@ and :class:`Program` decides, for the whole update and before anything runs (:cl
 
 The pool buffers are reserved before the first operation, and the operations run in the order
 the rule wrote them; the only variables written before the last operation are slots whose new
-values are final, so an update cannot stop half-way for want of memory (an interrupt, or a
-failing device, can still stop it between a slot and the weights: the same as any in-place
-optimizer, ``torch.optim``'s included). Adam then keeps two
+values are final, so on CPU an update cannot stop half-way for want of memory (an interrupt
+can still stop it between a slot and the weights, as any in-place optimizer, ``torch.optim``'s
+included; off the CPU the correctly rounded float32 square root makes a float64 temporary,
+which can fail there too). Adam then keeps two
 buffers per weight (the denominator and the step), where the rule written out made fourteen
 tensors a step. The arithmetic is the rule's, operation for operation, so the bits are too
 (``tests/test_optimizers.py`` compares them with TensorFlow's, which runs the rule as
@@ -100,12 +101,25 @@ class Program:
         self.plan = _Plan([g for g in values if _deferred(g)], pool, candidates, targets,
                           values)  # fmt: skip
         self.done = self.plan.in_place | self.plan.in_target
+        # Leaves read after variables are overwritten by copies or hand-overs (a value that is
+        # a leaf, a write's operand) and holding such a variable's tensors: their values are
+        # taken before anything is written. (No built-in rule has one: a rule returning a
+        # slot's old value as another slot's new one would.)
+        overwritten = {id(t) for j, vs in enumerate(variables) if j not in self.done for t in vs}
+        late = [g for g in values if isinstance(g, Group) and g.op is None]
+        for _, value, spec in self.plan.writes:
+            late += [a for a in (value.args if spec is None else spec[1:4])
+                     if isinstance(a, Group) and a.op is None]  # fmt: skip
+        held = {id(g): g for g in late if any(id(t) in overwritten for t in g._items or ())}
+        self.snapshots = list(held.values())
 
     def run(self) -> None:
         """Every value computed before anything else is written (a slot's new value may go
         straight into it: :class:`_Plan`); then copies, the weights' in-place updates, and
         buffer hand-overs; then the pool gets every buffer back."""
         plan, variables, values = self.plan, self.variables, self.values
+        for leaf in self.snapshots:
+            leaf._items = [t.clone() for t in leaf._items]
         plan.run()
         taken: set[int] = set()
         swaps, copies = [], []
@@ -278,20 +292,24 @@ class _Plan:
         reading += [(last, (g,)) for g in after]
         for _, value, spec in self.writes:
             reading.append((last, value.args if spec is None else spec[1:4]))
+        tensor_read: dict[int, int] = {}  # tensor -> last position that reads it, any leaf
         for i, reads in reading:
             for a in reads:
                 if isinstance(a, Group) and a.op is None and a._items:
                     last_read[id(a)] = max(last_read.get(id(a), -1), i)
                     leaves[id(a)] = a
+                    for t in a._items:  # (a rule may hold the same tensors in two groups)
+                        tensor_read[id(t)] = max(tensor_read.get(id(t), -1), i)
         taken: set[int] = set()
         for j, (variables, value) in targets.items():
             if id(value) not in position or id(value) in self.targets:
                 continue
+            here = position[id(value)]
             for key, leaf in leaves.items():
                 items = leaf._items
                 if (key not in taken and len(items) == len(variables)
                         and all(t is v for t, v in zip(items, variables, strict=True))
-                        and last_read[key] <= position[id(value)]):  # fmt: skip
+                        and max(tensor_read[id(v)] for v in variables) <= here):  # fmt: skip
                     taken.add(key)
                     self.targets[id(value)] = list(variables)
                     self.in_target.add(j)

@@ -194,7 +194,7 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
             device = small[0].device
             # Dense, non-overlapping tensors only (the check writes x·1 into each; a stride-0
             # gradient autograd may return would refuse it), on a device whose kernel exists.
-            dense = [t for t in small if t.device == device and t.is_contiguous()]
+            dense = [t for t in small if t.device == device and _checkable(t)]
             if dense and _amp_works(device):
                 found, one = _amp_buffers(device)
                 found.zero_()
@@ -222,6 +222,11 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
 # it all_finite sums the small tensors too.
 _AMP_CHECK = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
 _AMP_WORKS: dict[str, bool] = {}
+
+
+def _checkable(t: torch.Tensor) -> bool:
+    """A tensor GradScaler's check may take: floating, dense and non-overlapping."""
+    return t.is_floating_point() and t.is_contiguous()
 
 
 def _amp_works(device: torch.device) -> bool:
