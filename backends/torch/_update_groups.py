@@ -204,12 +204,18 @@ def _negated(c: Any) -> Any:
     return -float(c) if isinstance(c, int) and c == 0 else -c
 
 
-def _device_type(g: Group) -> str:
-    """The device type of a group's tensors (those of the first leaf it is made from; an
-    operation's first argument is always a group, so this walks back to one), or "mixed"."""
+def _like(g: Group) -> list[torch.Tensor]:
+    """Tensors with the shapes, dtypes and devices of ``g``'s: its own, or those of the first
+    computed group it is made from (every operation is elementwise over tensors of one shape,
+    dtype and device, and its first argument is a group, so this walks back to one)."""
     while g._items is None:
         g = next(a for a in g.args if isinstance(a, Group))
-    types = {t.device.type for t in g._items}
+    return g._items
+
+
+def _device_type(g: Group) -> str:
+    """The device type of a group's tensors, or "mixed"."""
+    types = {t.device.type for t in _like(g)}
     return types.pop() if len(types) == 1 else "mixed" if types else "cpu"
 
 

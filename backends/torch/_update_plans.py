@@ -77,6 +77,7 @@ from dualnet.backends.torch._update_groups import (
     Group,
     _fused_operands,
     _fusion,
+    _like,
     _one,
     _pending,
     _resolve,
@@ -501,11 +502,8 @@ class _Plan:
 
 
 def _keys(node: Group) -> list[tuple[Any, ...]]:
-    """The pool keys of ``node``'s result: those of its first tensor operand (every operation
-    is elementwise over tensors of one shape, dtype and device)."""
-    while node._items is None:
-        node = next(a for a in node.args if isinstance(a, Group))
-    return [(t.shape, t.dtype, t.device) for t in node._items]
+    """The pool keys of ``node``'s result."""
+    return [(t.shape, t.dtype, t.device) for t in _like(node)]
 
 
 # Where a write's fusion (:func:`_fusion`) expects the weights: they are its ``x``.
